@@ -1,0 +1,3 @@
+from perilune.cli import main
+
+main()

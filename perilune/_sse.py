@@ -1,0 +1,73 @@
+"""Server-sent events: an incremental decoder for upstream streams and encoders for our own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    event: str | None
+    data: str
+
+
+class SSEDecoder:
+    """Feed raw bytes as they arrive; get complete events back. Handles LF, CRLF and CR line ends,
+    multi-line ``data:`` fields, comments and events split across network reads."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[SSEEvent] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            ev = self._parse(buf[start:end])
+            if ev is not None:
+                events.append(ev)
+            start = end + 2
+        self._buf = buf[start:]
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """At end of stream: an unterminated final event still counts."""
+        rest, self._buf = self._buf.strip(b"\n"), b""
+        ev = self._parse(rest) if rest else None
+        return [ev] if ev is not None else []
+
+    @staticmethod
+    def _parse(block: bytes) -> SSEEvent | None:
+        event: str | None = None
+        data: list[str] = []
+        for raw in block.split(b"\n"):
+            if not raw or raw.startswith(b":"):
+                continue
+            name, _, value = raw.partition(b":")
+            if value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                data.append(value.decode("utf-8", "replace"))
+            elif name == b"event":
+                event = value.decode("utf-8", "replace")
+        if not data and event is None:
+            return None
+        return SSEEvent(event, "\n".join(data))
+
+
+def encode_data(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+def encode_event(name: str, payload: bytes) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"

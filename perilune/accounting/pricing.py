@@ -1,0 +1,57 @@
+"""Exact cost of one request, from canonical usage and catalog prices. Decimal throughout."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from perilune.accounting.catalog import Price
+from perilune.schema.canonical import Cost, Usage
+
+MILLION = Decimal(1_000_000)
+PICO = Decimal("1e-12")
+SIXTY = Decimal(60)
+ZERO = Decimal(0)
+
+
+def quantize(amount: Decimal) -> Decimal:
+    """Round to the pico-dollar (1e-12 USD), the unit money is stored in."""
+    return amount.quantize(PICO, rounding=ROUND_HALF_UP)
+
+
+def to_pico(amount: Decimal) -> int:
+    return int(quantize(amount).scaleb(12))
+
+
+def from_pico(pico: int) -> Decimal:
+    return (Decimal(pico).scaleb(-12)).normalize() if pico else ZERO
+
+
+def cost_of(usage: Usage, price: Price) -> Cost:
+    """Cost per provider semantics, already normalised into :class:`Usage`.
+
+    Cache reads are charged at ``cache_read`` (input price when the model has no cache price); cache
+    writes at ``cache_write`` (input price likewise). Reasoning tokens are part of output.
+    """
+    pin = price.input or ZERO
+    cache_read = price.cache_read if price.cache_read is not None else pin
+    cache_write = price.cache_write if price.cache_write is not None else pin
+    unit = ZERO
+    if usage.images and price.per_image is not None:
+        unit += usage.images * price.per_image
+    if usage.audio_seconds and price.per_audio_minute is not None:
+        unit += usage.audio_seconds * price.per_audio_minute / SIXTY
+    return Cost(
+        input_usd=quantize(usage.input_tokens * pin / MILLION),
+        output_usd=quantize(usage.output_tokens * (price.output or ZERO) / MILLION),
+        cache_usd=quantize((usage.cache_read_tokens * cache_read + usage.cache_write_tokens * cache_write)
+                           / MILLION),
+        unit_usd=quantize(unit),
+    )
+
+
+def usd_number(amount: Decimal) -> float | int:
+    """A Decimal as a JSON number. ``float`` prints the shortest repr that round-trips, which for our
+    pico-quantised amounts (< 16 significant digits) is exactly the decimal value."""
+    if amount == amount.to_integral_value():
+        return int(amount)
+    return float(amount)

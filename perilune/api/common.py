@@ -1,0 +1,120 @@
+"""What every route shares: request ids, auth, body limits, error envelopes, usage recording.
+
+A route is ``async def handler(ctx: Ctx) -> web.StreamResponse`` wrapped by :func:`endpoint`. The
+wrapper is the only place that turns a :class:`PeriluneError` into a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from perilune.errors import PayloadTooLarge, PeriluneError
+from perilune.gateway.auth import Principal
+from perilune.schema.canonical import Outcome
+
+if TYPE_CHECKING:
+    from perilune.app import Services
+
+log = logging.getLogger("perilune.api")
+
+SERVICES: web.AppKey[Services] = web.AppKey("services")
+JSON_CT = "application/json"
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+@dataclass(slots=True)
+class Ctx:
+    request: web.Request
+    services: Services
+    outcome: Outcome
+    principal: Principal | None = None
+
+    @property
+    def request_id(self) -> str:
+        return self.outcome.request_id
+
+    async def body(self, limit: int | None = None) -> bytes:
+        limit = limit or self.services.settings.max_body_bytes
+        length = self.request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit} bytes.")
+        try:
+            data = await self.request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.") from None
+        if len(data) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        return data
+
+    def json(self, body: bytes, status: int = 200) -> web.Response:
+        return web.Response(body=body, status=status, content_type=JSON_CT,
+                            headers={"x-request-id": self.request_id})
+
+    async def start_sse(self) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "x-request-id": self.request_id,
+        })
+        await resp.prepare(self.request)
+        return resp
+
+
+Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
+
+
+def error_response(e: PeriluneError, dialect: str, request_id: str) -> web.Response:
+    headers = {"x-request-id": request_id, **e.headers()}
+    return web.Response(body=e.render(dialect), status=e.status_code, content_type=JSON_CT, headers=headers)
+
+
+def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler], Callable[[web.Request],
+                                                                                         Awaitable[web.StreamResponse]]]:
+    """Wrap a route. ``auth``: "key" (any valid key), "admin", or "none"."""
+
+    def wrap(fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            services = request.app[SERVICES]
+            outcome = Outcome(new_request_id(), time.perf_counter(), time.time(), dialect, name)
+            ctx = Ctx(request, services, outcome)
+            try:
+                if auth == "key":
+                    ctx.principal = await services.keys.authenticate(request.headers)
+                elif auth == "admin":
+                    ctx.principal = await services.keys.authenticate_admin(request.headers)
+                return await fn(ctx)
+            except PeriluneError as e:
+                outcome.status, outcome.error_type = e.status_code, e.kind
+                return error_response(e, dialect, outcome.request_id)
+            except asyncio.CancelledError:
+                outcome.status, outcome.error_type = 499, "client_closed_request"
+                raise
+            except Exception:
+                log.exception("unhandled error in %s (request %s)", name, outcome.request_id)
+                outcome.status, outcome.error_type = 500, "internal_error"
+                return error_response(PeriluneError("Internal error; the request id is in x-request-id."),
+                                      dialect, outcome.request_id)
+            finally:
+                p = ctx.principal
+                if p is not None and auth == "key" and outcome.model_requested:
+                    if outcome.latency_ms is None:
+                        outcome.latency_ms = (time.perf_counter() - outcome.started) * 1000.0
+                    services.recorder.record(outcome, p.key_id, p.account_id,
+                                             request.headers.get("X-App-ID") or "unknown")
+
+        handler.__name__ = fn.__name__
+        return handler
+
+    return wrap

@@ -1,0 +1,111 @@
+"""The OpenAI dialect: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from perilune.accounting import estimate
+from perilune.api.common import Ctx, endpoint
+from perilune.errors import InvalidRequest, NotFound
+from perilune.gateway.pipeline import settle
+from perilune.gateway.relay import estimated_usage, relay_stream, render_result
+from perilune.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from perilune.schema.canonical import JSON
+from perilune.schema.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    check_input_shape,
+    parse_body,
+)
+
+
+async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage: bool, forced: str | None,
+                    prompt_estimate: int) -> web.StreamResponse:
+    pipeline, o = ctx.services.pipeline, ctx.outcome
+    o.stream = stream
+    if stream:
+        upstream = await pipeline.stream(op, raw, o, forced)
+        resp = await ctx.start_sse()
+        await relay_stream(resp.write, upstream, o, include_usage=include_usage, prompt_estimate=prompt_estimate)
+        await resp.write_eof()
+        return resp
+    d, result = await pipeline.complete(op, raw, o, forced)
+    usage = result.usage or estimated_usage(prompt_estimate, estimate.chat_output_tokens(result.body))
+    settle(o, d, usage)
+    return ctx.json(render_result(result.body, o))
+
+
+@endpoint("openai", "chat")
+async def chat_completions(ctx: Ctx) -> web.StreamResponse:
+    req, raw = parse_body(await ctx.body(), ChatCompletionRequest)
+    ctx.outcome.model_requested = req.model
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    if req.stream_options is not None and not req.stream:
+        raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
+    return await _generate(ctx, CHAT, raw, stream=bool(req.stream), include_usage=include_usage,
+                           forced=req.provider, prompt_estimate=estimate.chat_prompt_tokens(raw))
+
+
+@endpoint("openai", "completions")
+async def completions(ctx: Ctx) -> web.StreamResponse:
+    req, raw = parse_body(await ctx.body(), CompletionRequest)
+    check_input_shape(req.prompt, "prompt")
+    ctx.outcome.model_requested = req.model
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    return await _generate(ctx, COMPLETIONS, raw, stream=bool(req.stream), include_usage=include_usage,
+                           forced=req.provider, prompt_estimate=estimate.text_prompt_tokens(req.prompt))
+
+
+@endpoint("openai", "embeddings")
+async def embeddings(ctx: Ctx) -> web.StreamResponse:
+    req, raw = parse_body(await ctx.body(), EmbeddingRequest)
+    check_input_shape(req.input, "input")
+    ctx.outcome.model_requested = req.model
+    d, result = await ctx.services.pipeline.complete(EMBEDDINGS, raw, ctx.outcome, req.provider)
+    usage = result.usage or estimated_usage(estimate.text_prompt_tokens(req.input), 0)
+    settle(ctx.outcome, d, usage)
+    return ctx.json(render_result(result.body, ctx.outcome))
+
+
+def _modalities(value: str | None, param: str) -> set[str]:
+    if not value:
+        return set()
+    wanted = {v.strip().lower() for v in value.split(",") if v.strip()}
+    unknown = wanted - {"text", "image", "audio", "file", "video", "embedding"}
+    if unknown:
+        raise InvalidRequest(f"Unknown modality {sorted(unknown)[0]!r} in '{param}'; use text, image, audio, "
+                             "file, video or embedding.", param=param)
+    return wanted
+
+
+async def _list_models(ctx: Ctx) -> web.StreamResponse:
+    q = ctx.request.query
+    want_in, want_out = _modalities(q.get("input"), "input"), _modalities(q.get("output"), "output")
+    if not want_in and not want_out:
+        return ctx.json(ctx.services.models_json)
+    entries = [e for e in ctx.services.model_entries
+               if want_in <= set(e["inputModalities"]) and want_out <= set(e["outputModalities"])]
+    return ctx.json(_dumps(entries))
+
+
+async def _get_model(ctx: Ctx) -> web.StreamResponse:
+    model_id = ctx.request.match_info["model"]
+    for e in ctx.services.model_entries:
+        if e["id"] == model_id:
+            return ctx.json(_dumps(e))
+    raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+
+
+def _dumps(obj: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(obj)
+
+
+list_models_open = endpoint("openai", "models", auth="none")(_list_models)
+list_models_keyed = endpoint("openai", "models", auth="key")(_list_models)
+get_model_open = endpoint("openai", "models", auth="none")(_get_model)
+get_model_keyed = endpoint("openai", "models", auth="key")(_get_model)

@@ -1,0 +1,84 @@
+"""The OpenAPI 3.1 document of perilune's own API, served at /openapi.json. Request schemas are generated
+from the same msgspec types that validate requests, so the document cannot drift from the code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from perilune.api.admin import NewAccount, NewKey
+from perilune.schema.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _op(summary: str, *, body: str | None = None, tag: str, secured: bool = True, stream: bool = False,
+        ok: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": ok or {"type": "object"}}}
+    if stream:
+        content["text/event-stream"] = {"schema": {"type": "string"}}
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "responses": {
+            "200": {"description": "OK", "content": content},
+            "400": {"description": "Invalid request", "content": {"application/json": {"schema": _ERROR}}},
+            "401": {"description": "Missing or invalid key", "content": {"application/json": {"schema": _ERROR}}},
+            "404": {"description": "Unknown model", "content": {"application/json": {"schema": _ERROR}}},
+            "429": {"description": "Rate limited (Retry-After)",
+                    "content": {"application/json": {"schema": _ERROR}}},
+            "502": {"description": "Upstream failed", "content": {"application/json": {"schema": _ERROR}}},
+            "504": {"description": "Upstream timed out", "content": {"application/json": {"schema": _ERROR}}},
+        },
+    }
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    if not secured:
+        op["security"] = []
+    return op
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    (_, components) = msgspec.json.schema_components(
+        [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, NewAccount, NewKey],
+        ref_template="#/components/schemas/{name}")
+    components["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"},
+            "code": {"type": ["string", "null"]}, "param": {"type": ["string", "null"]},
+            "retry_after": {"type": "number"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "perilune", "version": version,
+                 "description": "A self-hosted LLM API gateway speaking the OpenAI dialect."},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "paths": {
+            "/v1/chat/completions": {"post": _op("Create a chat completion", body="ChatCompletionRequest",
+                                                 tag="openai", stream=True)},
+            "/v1/completions": {"post": _op("Create a (legacy) completion", body="CompletionRequest",
+                                            tag="openai", stream=True)},
+            "/v1/embeddings": {"post": _op("Create embeddings", body="EmbeddingRequest", tag="openai")},
+            "/v1/models": {"get": _op("List catalog models (top-level array); ?input= and ?output= filter "
+                                      "by modalities", tag="openai", secured=False, ok={"type": "array"})},
+            "/v1/models/{model}": {"get": _op("One catalog model", tag="openai", secured=False)},
+            "/health": {"get": _op("Liveness and readiness", tag="ops", secured=False)},
+            "/ready": {"get": _op("Readiness", tag="ops", secured=False)},
+            "/admin/accounts": {"get": _op("List accounts", tag="admin"),
+                                "post": _op("Create an account", body="NewAccount", tag="admin")},
+            "/admin/keys": {"get": _op("List keys (?account_id=)", tag="admin"),
+                            "post": _op("Create a key (the secret is shown once)", body="NewKey", tag="admin")},
+            "/admin/keys/{key_id}": {"delete": _op("Revoke a key", tag="admin")},
+        },
+    }

@@ -1,0 +1,93 @@
+"""The adapter contract. An adapter is pure translation over typed values: it builds the upstream wire
+request from the client's request and turns the upstream's response, stream events and errors back
+into canonical values. It never performs I/O; the pipeline owns the HTTP call, timeouts and
+fallbacks. One module per wire format; OpenAI-compatible hosts are rows of data, not modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from perilune._sse import SSEEvent
+from perilune.errors import UpstreamError
+from perilune.schema.canonical import JSON, Usage
+from perilune.settings import Timeouts
+
+# Operations an adapter may support (``Adapter.supports``).
+CHAT = "chat"
+COMPLETIONS = "completions"
+EMBEDDINGS = "embeddings"
+IMAGES = "images"
+TRANSCRIPTIONS = "transcriptions"
+
+
+@dataclass(slots=True)
+class Provider:
+    """A configured upstream: where it is, how to authenticate, how long to wait."""
+
+    name: str
+    type: str
+    base_url: str
+    api_key: str | None
+    api_key_env: str | None
+    needs_key: bool
+    timeouts: Timeouts
+    headers: dict[str, str] = field(default_factory=dict)
+    model_map: dict[str, str] = field(default_factory=dict)
+    max_connections: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.api_key) or not self.needs_key
+
+    def upstream_model(self, model_id: str) -> str:
+        return self.model_map.get(model_id, model_id)
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+    data: Any = None  # multipart form, when not a JSON body
+    stream: bool = False
+
+
+@dataclass(slots=True)
+class Result:
+    """A complete upstream answer in the OpenAI wire shape of its endpoint, plus canonical usage
+    (``None`` when the upstream did not report any)."""
+
+    body: JSON
+    usage: Usage | None
+
+
+class StreamDecoder(Protocol):
+    """Turns upstream SSE events into OpenAI-shaped chunks for one streamed request."""
+
+    usage: Usage | None
+    upstream_usage: JSON | None  # the upstream's own usage object, when it speaks the OpenAI dialect
+    done: bool
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        """Chunks to relay (usage removed); raises UpstreamError on an in-stream error event."""
+        ...
+
+
+class Adapter(Protocol):
+    supports: frozenset[str]
+
+    def build(self, op: str, provider: Provider, model: str, req: JSON, *, stream: bool) -> UpstreamRequest:
+        ...
+
+    def parse(self, op: str, body: bytes, content_type: str) -> Result:
+        ...
+
+    def stream_decoder(self, op: str, name: str) -> StreamDecoder:
+        ...
+
+    def error(self, name: str, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        ...

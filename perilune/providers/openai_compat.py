@@ -1,0 +1,131 @@
+"""The OpenAI-compatible adapter: OpenAI itself and every host that speaks its wire format (Groq,
+Together, Mistral, DeepSeek, Fireworks, OpenRouter, xAI, vLLM, Ollama, llama.cpp, LM Studio).
+
+Requests pass through with unknown fields intact; only the model id, perilune's own fields and
+``stream_options.include_usage`` (always asked for, so usage is never unknown) are touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from perilune._http import status_error
+from perilune._sse import SSEEvent
+from perilune.errors import UpstreamError, UpstreamUnavailable
+from perilune.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    IMAGES,
+    TRANSCRIPTIONS,
+    Provider,
+    Result,
+    UpstreamRequest,
+)
+from perilune.schema.canonical import JSON, Usage
+from perilune.schema.openai import PERILUNE_FIELDS
+
+PATHS = {
+    CHAT: "/chat/completions",
+    COMPLETIONS: "/completions",
+    EMBEDDINGS: "/embeddings",
+    IMAGES: "/images/generations",
+    TRANSCRIPTIONS: "/audio/transcriptions",
+}
+STREAMABLE = (CHAT, COMPLETIONS)
+
+
+def _message(body: bytes) -> str:
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(obj, list) and obj:  # some hosts wrap errors in a list
+        obj = obj[0]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("detail") or err)
+        return str(err)
+    return str(obj)
+
+
+class OpenAIStreamDecoder:
+    __slots__ = ("done", "name", "upstream_usage", "usage")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.usage: Usage | None = None
+        self.upstream_usage: JSON | None = None
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        data = event.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable(f"{self.name} sent a malformed stream chunk: {data[:120]!r}",
+                                      code="upstream_malformed") from None
+        if not isinstance(obj, dict):
+            raise UpstreamUnavailable(f"{self.name} sent a stream chunk that is not an object",
+                                      code="upstream_malformed")
+        if event.event == "error" or "error" in obj:
+            err = obj.get("error", obj)
+            msg = err.get("message") if isinstance(err, dict) else str(err)
+            code = err.get("code") if isinstance(err, dict) else None
+            status = 429 if code in ("rate_limit_exceeded", 429) else 502
+            raise status_error(self.name, status, f"error in stream: {msg}")
+        usage = obj.pop("usage", None)
+        if usage:
+            self.usage = Usage.from_openai(usage)
+            self.upstream_usage = usage
+            if not obj.get("choices"):
+                return []
+        return [obj]
+
+
+class OpenAICompatAdapter:
+    supports = frozenset({CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, TRANSCRIPTIONS})
+
+    def build(self, op: str, provider: Provider, model: str, req: JSON, *, stream: bool) -> UpstreamRequest:
+        body: dict[str, Any] = {k: v for k, v in req.items() if k not in PERILUNE_FIELDS}
+        body["model"] = model
+        if stream and op in STREAMABLE:
+            body["stream"] = True
+            opts = body.get("stream_options")
+            body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else
+                   "application/json"}
+        if provider.api_key:
+            headers["Authorization"] = f"Bearer {provider.api_key}"
+        if provider.headers:
+            headers.update(provider.headers)
+        return UpstreamRequest("POST", provider.base_url.rstrip("/") + PATHS[op], headers,
+                               orjson.dumps(body), stream=stream)
+
+    def parse(self, op: str, body: bytes, content_type: str) -> Result:
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable(f"upstream returned a body that is not JSON: {body[:120]!r}",
+                                      code="upstream_malformed") from None
+        if not isinstance(obj, dict):
+            raise UpstreamUnavailable("upstream returned JSON that is not an object", code="upstream_malformed")
+        raw_usage = obj.get("usage")
+        usage = Usage.from_openai(raw_usage) if isinstance(raw_usage, dict) else None
+        if op == IMAGES:
+            usage = usage or Usage()
+            usage.images = len(obj.get("data") or ())
+        return Result(obj, usage)
+
+    def stream_decoder(self, op: str, name: str = "upstream") -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder(name)
+
+    def error(self, name: str, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        return status_error(name, status, _message(body), headers.get("Retry-After"))

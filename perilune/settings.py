@@ -1,0 +1,216 @@
+"""Settings: one TOML file plus ``PERILUNE_*`` environment overrides, validated once at start.
+
+Unknown keys and bad values are rejected with a message naming the key and the value. Units are in
+the names (``timeout_s``). Settings are passed explicitly; nothing reads them from a module global.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "PERILUNE_"
+# PERILUNE_* variables that are not settings keys.
+ENV_NOT_SETTINGS = {"PERILUNE_CONFIG", "PERILUNE_ADMIN_KEY", "PERILUNE_E2E", "PERILUNE_TEST_POSTGRES_URL",
+                    "PERILUNE_TEST_REDIS_URL", "PERILUNE_WORKER_ID"}
+
+ProviderType = Literal["openai-compatible", "anthropic", "gemini"]
+
+
+class SettingsError(Exception):
+    """A configuration problem, with the offending key in the message."""
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Timeouts(_Base):
+    connect_s: float = 5.0
+    first_byte_s: float = 120.0
+    total_s: float = 600.0
+    stream_idle_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect_s", "first_byte_s", "total_s", "stream_idle_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"timeouts.{name} must be > 0, got {getattr(self, name)!r}")
+
+
+class ProviderConfig(_Base):
+    name: str
+    type: ProviderType = "openai-compatible"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    # Catalog model ids this provider serves, in addition to the catalog's own `providers` lists.
+    models: list[str] = msgspec.field(default_factory=list)
+    # Catalog id -> the id this upstream knows the model by.
+    model_map: dict[str, str] = msgspec.field(default_factory=dict)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    max_connections: int = 0  # 0 = unlimited
+    timeouts: Timeouts | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"providers.name must be a non-empty name without '/', got {self.name!r}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"providers[{self.name}].base_url must start with http:// or https://, "
+                             f"got {self.base_url!r}")
+
+
+class PriceConfig(_Base):
+    input: Decimal | None = None
+    output: Decimal | None = None
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    per_image: Decimal | None = None
+    per_audio_minute: Decimal | None = None
+
+
+class ModelConfig(_Base):
+    """`[models."<id>"]`: override a catalog model, or add a new one (then providers and price are needed)."""
+
+    name: str | None = None
+    vendor: str | None = None
+    providers: list[str] | None = None
+    kind: Literal["chat", "embedding", "image", "transcription"] | None = None
+    context: int | None = None
+    max_output_tokens: int | None = None
+    price: PriceConfig | None = None
+    discount_percentage: Decimal | None = None
+    input_modalities: list[str] | None = None
+    output_modalities: list[str] | None = None
+    supported_parameters: list[str] | None = None
+    reasoning: bool | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    free_max_tokens: int | None = None
+    premium: bool | None = None
+
+    def __post_init__(self) -> None:
+        d = self.discount_percentage
+        if d is not None and not (Decimal(0) <= d <= Decimal(100)):
+            raise ValueError(f"discount_percentage must be between 0 and 100, got {d}")
+
+
+class Settings(_Base):
+    home: str = "~/.perilune"
+    host: str = "127.0.0.1"
+    port: int = 8787
+    workers: int = 1
+    database_url: str | None = None  # default: sqlite file in home
+    redis_url: str | None = None
+    admin_key_env: str = "PERILUNE_ADMIN_KEY"
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 25 * 1024 * 1024
+    models_require_key: bool = False
+    simulator: Literal["auto", "always", "never"] = "auto"
+    simulator_port: int = 8788
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    key_refresh_s: float = 0.5
+    usage_queue_size: int = 100_000
+    usage_batch_size: int = 500
+    usage_flush_s: float = 0.25
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    providers: list[ProviderConfig] = msgspec.field(default_factory=list)
+    models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.port < 65536):
+            raise ValueError(f"port must be 1..65535, got {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        names = [p.name for p in self.providers]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"providers: duplicate name(s) {sorted(dupes)}")
+        if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"database_url must be sqlite:///... or postgresql://..., got {self.database_url!r}")
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home).expanduser()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'perilune.db'}"
+
+
+_FIELDS = {f for f in Settings.__struct_fields__}
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``PERILUNE_PORT=9000`` -> {"port": "9000"}; ``PERILUNE_TIMEOUTS__CONNECT_S`` -> nested."""
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        if path[0] not in _FIELDS:
+            raise SettingsError(f"unknown setting {name} (environment); known keys: {', '.join(sorted(_FIELDS))}")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Read the TOML file (if any), apply env and explicit overrides, validate."""
+    env = dict(os.environ if environ is None else environ)
+    config_file = config_file or env.get("PERILUNE_CONFIG") or None
+    raw: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file).expanduser()
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"config file {path} is not valid TOML: {e}") from None
+    raw = _merge(raw, _env_overrides(env))
+    if overrides:
+        raw = _merge(raw, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise SettingsError(f"invalid configuration: {_describe(e, raw)}") from None
+
+
+def _describe(err: msgspec.ValidationError, raw: dict[str, Any]) -> str:
+    """Turn msgspec's ``... - at `$.providers[0].type``` into a message naming key and value."""
+    msg = str(err)
+    if " - at `$." not in msg:
+        return msg
+    text, path = msg.rsplit(" - at `$.", 1)
+    path = path.rstrip("`")
+    value: Any = raw
+    try:
+        for part in path.replace("]", "").replace("[", ".").split("."):
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        shown = f" (got {value!r})"
+    except (KeyError, IndexError, ValueError, TypeError):
+        shown = ""
+    return f"{path}: {text}{shown}"

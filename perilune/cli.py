@@ -59,10 +59,9 @@ def _wait_http(url: str, timeout_s: float = 20.0, proc: subprocess.Popen[bytes] 
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
+            if r.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout_s:g} s")
 
@@ -257,7 +256,10 @@ def keys_list(account: Annotated[str | None, typer.Option(help="Only this accoun
     from rich.table import Table
 
     t = Table("id", "account", "name", "prefix", "role", "created", "expires", "revoked")
-    fmt = (lambda v: time.strftime("%Y-%m-%d %H:%M", time.gmtime(v)) if v else "")  # noqa: E731
+
+    def fmt(v: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(v)) if v else ""
+
     for r in _store(config, home).list_keys(account):
         t.add_row(r.id, r.account_id, r.name, r.prefix, r.role, fmt(r.created_at), fmt(r.expires_at),
                   fmt(r.revoked_at))

@@ -52,6 +52,8 @@ class ProviderConfig(_Base):
     # Catalog id -> the id this upstream knows the model by.
     model_map: dict[str, str] = msgspec.field(default_factory=dict)
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Client request headers passed on to this upstream: exact names, or prefixes ending in "*".
+    forward_headers: list[str] = msgspec.field(default_factory=list)
     max_connections: int = 0  # 0 = unlimited
     timeouts: Timeouts | None = None
 

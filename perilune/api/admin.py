@@ -53,7 +53,7 @@ async def create_key(ctx: Ctx) -> web.StreamResponse:
     if expires is not None and expires <= time.time():
         raise InvalidRequest("expires_at is in the past.", param="expires_at")
     store = ctx.services.key_store
-    account_id = req.account_id or await asyncio.to_thread(store.default_account)
+    account_id = req.account_id if req.account_id else await asyncio.to_thread(store.default_account)
     try:
         secret, rec = await asyncio.to_thread(store.create_key, account_id, name=req.name, role=req.role,
                                               expires_at=expires)

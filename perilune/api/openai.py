@@ -27,12 +27,12 @@ async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage
     pipeline, o = ctx.services.pipeline, ctx.outcome
     o.stream = stream
     if stream:
-        upstream = await pipeline.stream(op, raw, o, forced)
+        upstream = await pipeline.stream(op, raw, o, forced, ctx.request.headers)
         resp = await ctx.start_sse()
         await relay_stream(resp.write, upstream, o, include_usage=include_usage, prompt_estimate=prompt_estimate)
         await resp.write_eof()
         return resp
-    d, result = await pipeline.complete(op, raw, o, forced)
+    d, result = await pipeline.complete(op, raw, o, forced, ctx.request.headers)
     usage = result.usage or estimated_usage(prompt_estimate, estimate.chat_output_tokens(result.body))
     settle(o, d, usage)
     return ctx.json(render_result(result.body, o))
@@ -64,7 +64,8 @@ async def embeddings(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), EmbeddingRequest)
     check_input_shape(req.input, "input")
     ctx.outcome.model_requested = req.model
-    d, result = await ctx.services.pipeline.complete(EMBEDDINGS, raw, ctx.outcome, req.provider)
+    d, result = await ctx.services.pipeline.complete(EMBEDDINGS, raw, ctx.outcome, req.provider,
+                                                     ctx.request.headers)
     usage = result.usage or estimated_usage(estimate.text_prompt_tokens(req.input), 0)
     settle(ctx.outcome, d, usage)
     return ctx.json(render_result(result.body, ctx.outcome))

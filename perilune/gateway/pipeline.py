@@ -8,7 +8,7 @@ renders and the recorder stores.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -20,6 +20,8 @@ from perilune.errors import UpstreamError, UpstreamUnavailable
 from perilune.gateway.routing import Deployment, Router
 from perilune.providers.base import Result, StreamDecoder
 from perilune.schema.canonical import JSON, Attempt, Outcome, Usage
+
+NO_HEADERS: Mapping[str, str] = {}
 
 
 @dataclass(slots=True)
@@ -36,12 +38,14 @@ class Pipeline:
         self.router = router
         self.upstream = upstream
 
-    async def _open(self, op: str, raw: JSON, outcome: Outcome, forced: str | None, *, stream: bool
-                    ) -> tuple[Deployment, aiohttp.ClientResponse]:
+    async def _open(self, op: str, raw: JSON, outcome: Outcome, forced: str | None, *, stream: bool,
+                    headers: Mapping[str, str]) -> tuple[Deployment, aiohttp.ClientResponse]:
         """Try each deployment in order until one answers 2xx; retryable failures fall through."""
         deployments = self.router.resolve(outcome.model_requested, op, forced)
         for i, d in enumerate(deployments):
             req = d.adapter.build(op, d.provider, d.upstream_model, raw, stream=stream)
+            if d.provider.forward_headers:
+                req.headers.update(d.provider.forwarded(headers))
             try:
                 resp = await self.upstream.open(d.provider, req)
                 if resp.status >= 400:
@@ -58,16 +62,17 @@ class Pipeline:
             return d, resp
         raise AssertionError("router returned no deployment")  # pragma: no cover - resolve() raises first
 
-    async def complete(self, op: str, raw: JSON, outcome: Outcome, forced: str | None = None
-                       ) -> tuple[Deployment, Result]:
-        d, resp = await self._open(op, raw, outcome, forced, stream=False)
+    async def complete(self, op: str, raw: JSON, outcome: Outcome, forced: str | None = None,
+                       headers: Mapping[str, str] = NO_HEADERS) -> tuple[Deployment, Result]:
+        d, resp = await self._open(op, raw, outcome, forced, stream=False, headers=headers)
         body = await self.upstream.read(d.provider, resp)
         outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000.0
         result = d.adapter.parse(op, body, resp.content_type)
         return d, result
 
-    async def stream(self, op: str, raw: JSON, outcome: Outcome, forced: str | None = None) -> Stream:
-        d, resp = await self._open(op, raw, outcome, forced, stream=True)
+    async def stream(self, op: str, raw: JSON, outcome: Outcome, forced: str | None = None,
+                     headers: Mapping[str, str] = NO_HEADERS) -> Stream:
+        d, resp = await self._open(op, raw, outcome, forced, stream=True, headers=headers)
         decoder = d.adapter.stream_decoder(op, d.provider.name)
         if "text/event-stream" not in resp.content_type:
             # Some hosts ignore stream=true on errors or for some models: treat a JSON body as one result.

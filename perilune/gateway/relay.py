@@ -15,6 +15,7 @@ from perilune.accounting.pricing import usd_number
 from perilune.errors import PeriluneError
 from perilune.gateway.pipeline import Stream, settle
 from perilune.schema.canonical import JSON, Outcome, Usage
+from perilune.tokens import count_tokens
 
 Write = Callable[[bytes], Awaitable[None]]
 
@@ -98,4 +99,4 @@ async def relay_stream(write: Write, stream: Stream, outcome: Outcome, *, includ
 
 
 def _count(texts: list[str]) -> int:
-    return estimate.count_tokens("".join(texts))
+    return count_tokens("".join(texts))

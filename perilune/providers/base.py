@@ -37,6 +37,18 @@ class Provider:
     headers: dict[str, str] = field(default_factory=dict)
     model_map: dict[str, str] = field(default_factory=dict)
     max_connections: int = 0
+    forward_headers: tuple[str, ...] = ()
+
+    def forwarded(self, client_headers: Mapping[str, str]) -> dict[str, str]:
+        """The client headers this provider is configured to receive."""
+        out = {}
+        for name, value in client_headers.items():
+            low = name.lower()
+            for rule in self.forward_headers:
+                if low == rule or (rule.endswith("*") and low.startswith(rule[:-1])):
+                    out[name] = value
+                    break
+        return out
 
     @property
     def ready(self) -> bool:

@@ -36,7 +36,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 ADAPTERS: dict[str, Adapter] = {
-    "openai-compatible": OpenAICompatAdapter(),  # type: ignore[dict-item]
+    "openai-compatible": OpenAICompatAdapter(),
 }
 
 SIM_PROVIDER = "sim"
@@ -57,12 +57,14 @@ def _provider(cfg: ProviderConfig, settings: Settings, environ: Mapping[str, str
         api_key=environ.get(key_env) if key_env else None, api_key_env=key_env,
         needs_key=bool(key_env), timeouts=cfg.timeouts or settings.timeouts, headers=dict(cfg.headers),
         model_map=dict(cfg.model_map), max_connections=cfg.max_connections,
+        forward_headers=tuple(h.lower() for h in cfg.forward_headers),
     )
 
 
 def sim_provider(settings: Settings, base_url: str) -> Provider:
     return Provider(name=SIM_PROVIDER, type="openai-compatible", base_url=base_url.rstrip("/") + "/v1",
-                    api_key=None, api_key_env=None, needs_key=False, timeouts=settings.timeouts)
+                    api_key=None, api_key_env=None, needs_key=False, timeouts=settings.timeouts,
+                    forward_headers=("x-sim-*",))
 
 
 def build_providers(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, Provider]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -167,8 +168,15 @@ def public_entry(m: ModelInfo, *, enabled: bool, provider: str) -> dict[str, Any
                        ("perAudioMinute", p.per_audio_minute)):
         if value is not None:
             price[key] = _num(value)
+    created = None
+    if m.release_date:
+        with contextlib.suppress(ValueError):
+            created = int(datetime.fromisoformat(m.release_date).replace(tzinfo=UTC).timestamp())
     return {
         "id": m.id,
+        "object": "model",
+        "created": created,
+        "owned_by": m.vendor,
         "modelId": m.id,
         "permaslug": f"{m.vendor}/{m.id}",
         "name": m.name,

@@ -82,14 +82,26 @@ def _modalities(value: str | None, param: str) -> set[str]:
     return wanted
 
 
+def _wants_openai_list(ctx: Ctx) -> bool:
+    """The official OpenAI SDKs (which identify themselves with X-Stainless-* headers) parse only the
+    ``{"object": "list", "data": [...]}`` envelope; everyone else gets the catalog's top-level array."""
+    fmt = ctx.request.query.get("format")
+    if fmt is not None:
+        if fmt not in ("openai", "array"):
+            raise InvalidRequest("format must be 'openai' or 'array'.", param="format")
+        return fmt == "openai"
+    return "X-Stainless-Lang" in ctx.request.headers
+
+
 async def _list_models(ctx: Ctx) -> web.StreamResponse:
     q = ctx.request.query
     want_in, want_out = _modalities(q.get("input"), "input"), _modalities(q.get("output"), "output")
-    if not want_in and not want_out:
+    openai_list = _wants_openai_list(ctx)
+    if not want_in and not want_out and not openai_list:
         return ctx.json(ctx.services.models_json)
     entries = [e for e in ctx.services.model_entries
                if want_in <= set(e["inputModalities"]) and want_out <= set(e["outputModalities"])]
-    return ctx.json(_dumps(entries))
+    return ctx.json(_dumps({"object": "list", "data": entries} if openai_list else entries))
 
 
 async def _get_model(ctx: Ctx) -> web.StreamResponse:

@@ -63,6 +63,11 @@ class KeyRecord:
                 "revoked_at": self.revoked_at}
 
 
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict with plain ``str`` keys (SQLAlchemy's quoted_name is a str subclass)."""
+    return {str(k): v for k, v in row._mapping.items()}
+
+
 def _record(row: Any) -> KeyRecord:
     return KeyRecord(id=row.id, account_id=row.account_id, name=row.name, prefix=row.prefix, role=row.role,
                      created_at=row.created_at, expires_at=row.expires_at, revoked_at=row.revoked_at,
@@ -88,11 +93,11 @@ class KeyStore:
     def get_account(self, account_id: str) -> dict[str, Any] | None:
         with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
-        return dict(row._mapping) if row else None
+        return _plain(row) if row else None
 
     def list_accounts(self) -> list[dict[str, Any]]:
         with self.db.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.select(accounts).order_by(accounts.c.created_at))]
+            return [_plain(r) for r in conn.execute(sa.select(accounts).order_by(accounts.c.created_at))]
 
     def default_account(self) -> str:
         """The oldest account, created ("default") when there is none."""

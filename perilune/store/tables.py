@@ -15,6 +15,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
+    text,
 )
 
 metadata = MetaData()
@@ -72,6 +74,27 @@ usage_records = Table(
     Column("latency_ms", Float, nullable=True),
     Column("ttft_ms", Float, nullable=True),
     Column("route", Text, nullable=True),
-    Index("ix_usage_account_time", "account_id", "created_at"),
-    Index("ix_usage_time", "created_at"),
+    # 0002_observability
+    Column("model", String(200), nullable=False, server_default=""),  # served, else requested
+    Column("generation_ms", Float, nullable=True),
+    Column("observed", Boolean, nullable=False, server_default=false()),
+    Index("ix_usage_time_id", "created_at", "id"),
+    Index("ix_usage_account_time_id", "account_id", "created_at", "id"),
+    Index("ix_usage_key_time", "key_id", "created_at"),
+    Index("ix_usage_app_time", "app", "created_at"),
+    Index("ix_usage_model_time", "model", "created_at"),
+    Index("ix_usage_provider_time", "provider", "created_at"),
+    Index("ix_usage_errors_time", "created_at", sqlite_where=text("status >= 400"),
+          postgresql_where=text("status >= 400")),
+)
+
+# Request/response bodies of requests sent with "observability": true (one row per usage record id).
+usage_payloads = Table(
+    "usage_payloads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("request", Text, nullable=True),
+    Column("response", Text, nullable=True),
+    Index("ix_usage_payloads_time", "created_at"),
 )

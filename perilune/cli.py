@@ -24,7 +24,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API k
 accounts_app = typer.Typer(no_args_is_help=True, help="Create and list accounts.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME", help="Data directory.")]
 ConfigOpt = Annotated[str | None, typer.Option("--config", envvar="PERILUNE_CONFIG", help="TOML config file.")]

@@ -19,6 +19,9 @@ def quantize(amount: Decimal) -> Decimal:
 
 
 def to_pico(amount: Decimal) -> int:
+    as_pico = amount.scaleb(12)
+    if as_pico == as_pico.to_integral_value():  # already on the pico grid (every cost_of result is)
+        return int(as_pico)
     return int(quantize(amount).scaleb(12))
 
 

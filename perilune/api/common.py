@@ -7,6 +7,7 @@ wrapper is the only place that turns a :class:`PeriluneError` into a response.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -29,8 +30,13 @@ SERVICES: web.AppKey[Services] = web.AppKey("services")
 JSON_CT = "application/json"
 
 
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    """Unique across processes and restarts: 48 random bits per process, then a counter."""
+    return f"req_{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 @dataclass(slots=True)

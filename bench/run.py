@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +53,9 @@ def wrk(url: str, *, conns: int, seconds: float, headers: dict[str, str], thread
                    'summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write + '
                    'summary.errors.timeout, summary.errors.status, summary.duration / 1e6))\n'
                    'end\n')
+    cmd = [ensure_wrk(), f"-t{threads}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", str(lua), url]
     try:
-        out = subprocess.run([ensure_wrk(), f"-t{threads}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", str(lua), url],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     finally:
         lua.unlink()
     m = re.search(r"^JSON (.*)$", out, re.M)

@@ -21,7 +21,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
 async def one(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[float, float, int]:
@@ -69,7 +69,8 @@ async def load(url: str, headers: dict[str, str], concurrency: int, total: int) 
         await asyncio.gather(*(task() for _ in range(total)))
     return {
         "ttft_ms": {"p50": round(pct(ttfts, 50), 3), "p99": round(pct(ttfts, 99), 3)},
-        "max_gap_ms": {"p50": round(pct(gaps, 50), 3), "p99": round(pct(gaps, 99), 3), "max": round(max(gaps or [0]), 3)},
+        "max_gap_ms": {"p50": round(pct(gaps, 50), 3), "p99": round(pct(gaps, 99), 3),
+                       "max": round(max(gaps or [0]), 3)},
         "chunks_per_stream": round(sum(chunks) / max(len(chunks), 1), 1),
         "errors": errors,
     }

@@ -17,23 +17,34 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from perilune import __version__
+import perilune.api.account as account_api
+from perilune import __version__, dashboard
 from perilune._http import UpstreamClient
 from perilune.accounting.catalog import Catalog, build_catalog, public_entry
+from perilune.accounting.ledger import Accountant
 from perilune.accounting.recorder import UsageRecorder
-from perilune.api import admin
+from perilune.accounting.retention import Retention, RetentionPolicy
+from perilune.api import admin, media, ops
+from perilune.api import anthropic as anthropic_api
 from perilune.api import openai as openai_api
+from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
 from perilune.errors import MethodNotAllowed, NotFound
 from perilune.gateway.auth import KeyCache
+from perilune.gateway.jwt import build_verifier
 from perilune.gateway.pipeline import Pipeline
 from perilune.gateway.routing import Router
+from perilune.limits.base import Limiter
+from perilune.limits.memory import MemoryLimiter
+from perilune.limits.redis import RedisLimiter
+from perilune.metrics import Metrics
 from perilune.providers.base import Provider
-from perilune.providers.registry import SIM_PROVIDER, build_providers, sim_provider
+from perilune.providers.registry import build_providers, sim_provider
 from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
+from perilune.store.ledger import LedgerStore
 
 log = logging.getLogger("perilune")
 
@@ -50,10 +61,14 @@ class Services:
     key_store: KeyStore
     keys: KeyCache
     recorder: UsageRecorder
+    accountant: Accountant
+    ledger: LedgerStore
     model_entries: list[dict[str, Any]] = field(default_factory=list)
     models_json: bytes = b"[]"
     openapi_json: bytes = b"{}"
     ready: bool = False
+    metrics: Metrics | None = None
+    retention: Retention | None = None
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -62,16 +77,26 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     catalog = build_catalog(settings)
     providers = build_providers(settings, env)
     if sim_url:
-        providers[SIM_PROVIDER] = sim_provider(settings, sim_url)
+        providers.update(sim_provider(settings, sim_url))
     router = Router(catalog, providers)
     upstream = UpstreamClient()
     db = Database(settings.db_url)
     key_store = KeyStore(db)
-    keys = KeyCache(key_store, admin_key=env.get(settings.admin_key_env) or None, refresh_s=settings.key_refresh_s)
+    jwt = build_verifier(settings.jwt, env, key_store.ensure_account) if settings.jwt else None
+    keys = KeyCache(key_store, admin_key=env.get(settings.admin_key_env) or None,
+                    refresh_s=settings.key_refresh_s, jwt=jwt)
+    metrics = Metrics()
     recorder = UsageRecorder(db, settings.home_path / "spool", max_pending=settings.usage_queue_size,
-                             batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s)
-    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream), db, key_store,
-                 keys, recorder)
+                             batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
+                             max_pending_bytes=settings.usage_max_pending_bytes,
+                             payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
+                             access_log=settings.usage_access_log)
+    ledger = LedgerStore(db)
+    limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
+    accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
+    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream, accountant), db,
+                 key_store, keys, recorder, accountant, ledger)
+    s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
@@ -118,6 +143,10 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     r.add_post("/v1/chat/completions", openai_api.chat_completions)
     r.add_post("/v1/completions", openai_api.completions)
     r.add_post("/v1/embeddings", openai_api.embeddings)
+    r.add_post("/v1/messages", anthropic_api.messages)
+    r.add_post("/v1/messages/count_tokens", anthropic_api.count_tokens)
+    r.add_post("/v1/images/generations", media.image_generations)
+    r.add_post("/v1/audio/transcriptions", media.transcriptions)
     if settings.models_require_key:
         r.add_get("/v1/models", openai_api.list_models_keyed)
         r.add_get("/v1/models/{model:.+}", openai_api.get_model_keyed)
@@ -125,9 +154,12 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         r.add_get("/v1/models", openai_api.list_models_open)
         r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
     r.add_get("/health", health)
-    r.add_get("/ready", health)
+    ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics
+    usage_api.routes(app)
+    dashboard.routes(app)
     r.add_get("/openapi.json", openapi)
     admin.routes(app)
+    account_api.routes(app)
     KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
@@ -136,13 +168,19 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         if migrate:
             await asyncio.to_thread(s.db.migrate)
         await s.keys.start()
+        await s.accountant.start()
         await s.recorder.start()
+        if s.retention is not None:
+            await s.retention.start()
         s.ready = True
 
     async def cleanup(app: web.Application) -> None:
         s = app[SERVICES]
         s.ready = False
+        if s.retention is not None:
+            await s.retention.stop()
         await s.recorder.stop()
+        await s.accountant.stop()
         await s.keys.stop()
         await s.upstream.close()
         s.db.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import os
 import signal
@@ -21,9 +20,11 @@ from perilune.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="perilune: a self-hosted LLM API gateway.")
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
-accounts_app = typer.Typer(no_args_is_help=True, help="Create and list accounts.")
+accounts_app = typer.Typer(no_args_is_help=True, help="Accounts: create, list, top up, adjust, balance.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
+limits_app = typer.Typer(no_args_is_help=True, help="Rate limits of keys and accounts.")
+app.add_typer(limits_app, name="limits")
 err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME", help="Data directory.")]
@@ -39,9 +40,9 @@ def _settings(config: str | None, **overrides: Any) -> Settings:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from perilune.logs import configure
+
+    configure(level)  # one JSON object per line, with the request id where there is one
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -78,8 +79,10 @@ def _start_simulator(port: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _first_run(settings: Settings, host: str, port: int) -> None:
+    from perilune.accounting.pricing import to_pico
     from perilune.store.db import Database
     from perilune.store.keys import KeyStore
+    from perilune.store.ledger import LedgerStore
 
     db = Database(settings.db_url)
     try:
@@ -87,7 +90,11 @@ def _first_run(settings: Settings, host: str, port: int) -> None:
         store = KeyStore(db)
         if store.count_keys():
             return
-        secret, _ = store.create_key(store.default_account(), name="first key")
+        account = store.default_account()
+        secret, _ = store.create_key(account, name="first key")
+        credit = settings.first_run_credit_usd
+        if credit > 0:
+            LedgerStore(db).add_entry(account, "topup", to_pico(credit), "first-run", "starting balance")
     finally:
         db.dispose()
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -95,6 +102,9 @@ def _first_run(settings: Settings, host: str, port: int) -> None:
 perilune created your first API key (it is shown once; only its hash is stored):
 
     {secret}
+
+Its account ({account}) starts with a prepaid balance of ${credit} (see GET /v1/balance;
+top up with `perilune accounts topup {account} AMOUNT_USD`).
 
 Try it:
 
@@ -113,6 +123,7 @@ def _worker(settings: Settings, host: str, port: int, sim_url: str | None) -> No
     from perilune.app import run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
+    _logging(settings.log_level)  # a spawned worker starts with no logging configured
     run(settings, host=host, port=port, sim_url=sim_url, reuse_port=True, migrate=False)
 
 
@@ -132,6 +143,10 @@ def serve(
     settings.home_path.mkdir(parents=True, exist_ok=True)
     try:
         providers = build_providers(settings)
+        if settings.jwt is not None:  # the secret's env var and the JWKS file, checked before serving
+            from perilune.gateway.jwt import build_verifier
+
+            build_verifier(settings.jwt, os.environ)
     except SettingsError as e:
         err.print(f"[red]configuration error:[/red] {e}")
         raise typer.Exit(2) from None
@@ -284,8 +299,86 @@ def accounts_create(name: str, home: HomeOpt = None, config: ConfigOpt = None) -
 
 @accounts_app.command("list")
 def accounts_list(home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """List accounts: id and name, tab-separated."""
     for a in _store(config, home).list_accounts():
         print(f"{a['id']}\t{a['name']}")
+
+
+def _ledger_cmd(kind: str, account: str, amount_usd: str, reason: str, home: str | None,
+                config: str | None) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from perilune.accounting.pricing import PICO, to_pico, usd_str
+    from perilune.store.ledger import LedgerStore
+
+    try:
+        amount = Decimal(amount_usd)
+    except InvalidOperation:
+        err.print(f"[red]error:[/red] amount must be a decimal number of USD, got {amount_usd!r}")
+        raise typer.Exit(2) from None
+    if not amount.is_finite() or amount != amount.quantize(PICO) or (kind == "topup" and amount <= 0):
+        err.print(f"[red]error:[/red] invalid amount {amount_usd!r} for a {kind}")
+        raise typer.Exit(2)
+    store = _store(config, home)
+    try:
+        entry = LedgerStore(store.db).add_entry(account, kind, to_pico(amount), "cli", reason)
+    except LookupError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    balance, _ = LedgerStore(store.db).balance_snapshot(account)
+    print(f"{entry['id']}\t{kind}\t{usd_str(entry['amount_pusd'])}\tbalance {usd_str(balance)}")
+
+
+@accounts_app.command("topup")
+def accounts_topup(account: str, amount_usd: str,
+                   reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "",
+                   home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """Add money to an account's prepaid balance (running gateways apply it within a second)."""
+    _ledger_cmd("topup", account, amount_usd, reason, home, config)
+
+
+@accounts_app.command("adjust")
+def accounts_adjust(account: str, amount_usd: str,
+                    reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "",
+                    home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """Correct a balance by a signed amount (a new ledger entry; nothing is ever edited)."""
+    _ledger_cmd("adjustment", account, amount_usd, reason, home, config)
+
+
+@accounts_app.command("balance")
+def accounts_balance(account: str, home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """The balance according to the database (top-ups minus recorded charges)."""
+    from perilune.accounting.pricing import usd_str
+    from perilune.store.ledger import LedgerStore
+
+    balance, _ = LedgerStore(_store(config, home).db).balance_snapshot(account)
+    print(usd_str(balance))
+
+
+@limits_app.command("set")
+def limits_set(
+    key: Annotated[str | None, typer.Option(help="Key id.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account id.")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute (omit: unlimited).")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute (omit: unlimited).")] = None,
+    home: HomeOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Set the rate limits of a key or an account (running gateways pick them up within a second)."""
+    from perilune.store.ledger import LedgerStore
+
+    if (key is None) == (account is None):
+        err.print("[red]error:[/red] give exactly one of --key and --account")
+        raise typer.Exit(2)
+    for name, v in (("rpm", rpm), ("tpm", tpm)):
+        if v is not None and v < 1:
+            err.print(f"[red]error:[/red] --{name} must be >= 1, got {v}")
+            raise typer.Exit(2)
+    ledger = LedgerStore(_store(config, home).db)
+    ok = ledger.set_key_limits(key, rpm, tpm) if key else ledger.set_account_limits(account or "", rpm, tpm)
+    if not ok:
+        err.print(f"[red]error:[/red] no such {'key' if key else 'account'}: {key or account}")
+        raise typer.Exit(1)
+    print(f"limits of {key or account}: rpm={rpm or 'unlimited'} tpm={tpm or 'unlimited'}")
 
 
 def main() -> None:

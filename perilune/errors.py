@@ -17,6 +17,7 @@ the envelope of the caller's dialect::
     │   ├── MethodNotAllowed           405
     │   ├── PayloadTooLarge            413
     │   └── RateLimited                429 perilune's own limits (retry_after)
+    ├── ServiceUnavailable             503 a store perilune needs (Redis) is down: fail closed
     └── UpstreamError                  the provider failed us
         ├── UpstreamRejected           4xx the provider refused the request (status passed on)
         ├── UpstreamRateLimited        429 with Retry-After
@@ -47,6 +48,7 @@ __all__ = [
     "PermissionDenied",
     "ProviderNotConfigured",
     "RateLimited",
+    "ServiceUnavailable",
     "Unsupported",
     "UpstreamError",
     "UpstreamRateLimited",
@@ -174,6 +176,13 @@ class RateLimited(ClientError):
     openai_type = "rate_limit_error"
     anthropic_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class ServiceUnavailable(PeriluneError):
+    status = 503
+    openai_type = "service_unavailable"
+    anthropic_type = "overloaded_error"
+    default_code = "service_unavailable"
 
 
 class UpstreamError(PeriluneError):

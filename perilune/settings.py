@@ -10,7 +10,7 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -100,13 +100,71 @@ class ModelConfig(_Base):
             raise ValueError(f"discount_percentage must be between 0 and 100, got {d}")
 
 
+JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+JWT_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                             "EdDSA")
+
+
+class Jwt(_Base):
+    """`[jwt]`: accept ``Authorization: Bearer <jwt>`` signed with a shared secret or a key in a JWKS."""
+
+    hs256_secret_env: str | None = None  # env var holding the HMAC secret (>= 32 bytes)
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    jwks_refresh_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    jwks_min_refetch_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # unknown-kid refetch rate limit
+    algorithms: list[str] | None = None  # default: HS256 with a secret, RS256 + ES256 with a JWKS
+    audience: str | list[str] | None = None  # unset: tokens that carry an `aud` are rejected
+    issuer: str | list[str] | None = None
+    account_claim: str = "sub"
+    leeway_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    required_claims: list[str] = msgspec.field(default_factory=lambda: ["exp"])
+
+    def __post_init__(self) -> None:
+        if not (self.hs256_secret_env or self.jwks_file or self.jwks_url):
+            raise ValueError("jwt needs jwt.hs256_secret_env, jwt.jwks_file or jwt.jwks_url")
+        if self.jwks_file and self.jwks_url:
+            raise ValueError("jwt.jwks_file and jwt.jwks_url are exclusive: set one of them")
+        if self.jwks_url and not self.jwks_url.startswith(("http://", "https://")):
+            raise ValueError(f"jwt.jwks_url must start with http:// or https://, got {self.jwks_url!r}")
+        if not self.account_claim:
+            raise ValueError("jwt.account_claim must not be empty")
+        if not all(self.required_claims):
+            raise ValueError("jwt.required_claims must not contain empty names")
+        if self.algorithms is None:
+            return
+        if not self.algorithms:
+            raise ValueError("jwt.algorithms must not be empty")
+        for alg in self.algorithms:
+            if alg.strip().lower() == "none":
+                raise ValueError("jwt.algorithms must not include 'none': unsigned tokens are never accepted")
+            if alg not in JWT_HMAC_ALGORITHMS + JWT_ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"jwt.algorithms: unsupported algorithm {alg!r}; supported: "
+                                 f"{', '.join(JWT_HMAC_ALGORITHMS + JWT_ASYMMETRIC_ALGORITHMS)}")
+            if alg in JWT_HMAC_ALGORITHMS and not self.hs256_secret_env:
+                raise ValueError(f"jwt.algorithms lists {alg}, which needs jwt.hs256_secret_env")
+            if alg in JWT_ASYMMETRIC_ALGORITHMS and not (self.jwks_file or self.jwks_url):
+                raise ValueError(f"jwt.algorithms lists {alg}, which needs jwt.jwks_file or jwt.jwks_url")
+        if (self.jwks_file or self.jwks_url) and not set(self.algorithms) & set(JWT_ASYMMETRIC_ALGORITHMS):
+            raise ValueError("jwt.algorithms lists no asymmetric algorithm, so the JWKS would never be used")
+
+    @property
+    def allowed_algorithms(self) -> tuple[str, ...]:
+        if self.algorithms is not None:
+            return tuple(dict.fromkeys(self.algorithms))
+        hmac = ("HS256",) if self.hs256_secret_env else ()
+        return hmac + (("RS256", "ES256") if self.jwks_file or self.jwks_url else ())
+
+
 class Settings(_Base):
     home: str = "~/.perilune"
     host: str = "127.0.0.1"
     port: int = 8787
     workers: int = 1
     database_url: str | None = None  # default: sqlite file in home
-    redis_url: str | None = None
+    redis_url: str | None = None  # shared limits and balances; needed by workers > 1
+    prepaid: bool = True  # requests are paid from the account's prepaid balance (402 when it runs out)
+    first_run_credit_usd: Decimal = Decimal(10)  # starting balance of the first account, on first start
     admin_key_env: str = "PERILUNE_ADMIN_KEY"
     max_body_bytes: int = 8 * 1024 * 1024
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -118,15 +176,32 @@ class Settings(_Base):
     usage_queue_size: int = 100_000
     usage_batch_size: int = 500
     usage_flush_s: float = 0.25
+    # usage log & observability (issue 5); 0 days = keep forever
+    usage_max_pending_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    usage_access_log: bool = False  # one JSON log line per request, written by the usage writer
+    observability_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024  # per request / response
+    retention_records_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    retention_payloads_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    retention_rollups_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    retention_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
+    retention_batch_size: Annotated[int, msgspec.Meta(ge=1)] = 5000
+    dashboard_session_s: Annotated[float, msgspec.Meta(gt=0)] = 12 * 3600.0
+    metrics_public: bool = False  # GET /metrics without the admin key
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
+    jwt: Jwt | None = None
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):
             raise ValueError(f"port must be 1..65535, got {self.port}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(f"workers = {self.workers} needs redis_url: rate limits and balances must be "
+                             "shared by the worker processes (set PERILUNE_REDIS_URL=redis://...)")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"redis_url must be redis://, rediss:// or unix://, got {self.redis_url!r}")
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         names = [p.name for p in self.providers]

@@ -51,6 +51,7 @@ class Gateway:
     proc: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
     admin_key: str = ADMIN_KEY
+    account: str = ""
 
     @property
     def v1(self) -> str:
@@ -112,18 +113,23 @@ StartGateway = Callable[..., Gateway]
 def start_gateway(tmp_path_factory: pytest.TempPathFactory, sim_url: str) -> Iterator[StartGateway]:
     started: list[Gateway] = []
 
-    def start(config: str | None = None, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
-              ) -> Gateway:
+    def start(config: str | None = None, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+              credit_usd: str = "1000") -> Gateway:
         home = tmp_path_factory.mktemp("home")
         cfg = home / "perilune.toml"
         cfg.write_text(default_config(sim_url) if config is None else config.replace("{sim_url}", sim_url))
         full_env = {"PERILUNE_ADMIN_KEY": ADMIN_KEY, "TEST_OPENAI_KEY": "sk-test-openai", **(env or {})}
         key = perilune("keys", "create", "--home", str(home), "--config", str(cfg), "--name", "suite",
                        env=full_env).stdout.strip().splitlines()[-1]
+        account = perilune("accounts", "list", "--home", str(home), "--config", str(cfg),
+                           env=full_env).stdout.split()[0]
+        if credit_usd:
+            perilune("accounts", "topup", account, credit_usd, "--reason", "test suite", "--home", str(home),
+                     "--config", str(cfg), env=full_env)
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "perilune", "serve", "--home", str(home), "--config",
                                  str(cfg), "--port", str(port), *args], env={**os.environ, **full_env})
-        gw = Gateway(f"http://127.0.0.1:{port}", home, cfg, key, proc, full_env)
+        gw = Gateway(f"http://127.0.0.1:{port}", home, cfg, key, proc, full_env, account=account)
         started.append(gw)
         wait_http(gw.url + "/health", proc)
         return gw

@@ -26,7 +26,16 @@ def to_pico(amount: Decimal) -> int:
 
 
 def from_pico(pico: int) -> Decimal:
-    return (Decimal(pico).scaleb(-12)).normalize() if pico else ZERO
+    """Pico-USD as a Decimal without trailing zeros (and never in exponent form when printed)."""
+    if not pico:
+        return ZERO
+    d = Decimal(pico).scaleb(-12).normalize()
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d
+
+
+def usd_str(pico: int) -> str:
+    """Pico-USD as a plain decimal string, e.g. ``"12.5"`` or ``"0.000000075"``."""
+    return format(from_pico(pico), "f")
 
 
 def cost_of(usage: Usage, price: Price) -> Cost:

@@ -1,11 +1,25 @@
 """Usage recording off the request path.
 
-``record()`` only appends to an in-memory buffer. A background task writes the buffer to the
-database in batches. When the database cannot be reached the batch goes to an append-only spool file
-(JSON lines) and is replayed once the database answers again; rows carry their request id as primary
-key and are inserted with ON CONFLICT DO NOTHING, so a replay after a crash never duplicates. When
-the buffer is full (database slow, not down), the overflow is spooled too: memory stays bounded and
-nothing is dropped. Shutdown flushes everything.
+``record()`` only appends to an in-memory deque (and, for the rare request sent with
+``"observability": true``, serialises its payload). A background task takes batches from the deque,
+turns them into rows in a worker thread (also feeding the Prometheus metrics and the optional access
+log there), and writes records, payloads and hourly rollups in one transaction
+(:func:`perilune.store.usage_write.insert_batch`).
+
+Nothing is lost and nothing is counted twice:
+
+- Database unreachable: the batch goes to an append-only spool file ``spool/usage-<pid>.jsonl``
+  (fsynced) and the writer switches to spooling directly, probing the database with backoff instead of
+  waiting on a timeout per batch. Once it answers, spool files are replayed in batches. Records are
+  keyed by request id and inserted with ON CONFLICT DO NOTHING; rollups only count rows that were
+  actually new, in the same transaction, so replaying a file twice (a crash mid-replay) is harmless.
+- Memory is bounded by ``max_pending`` events and ``max_pending_bytes`` of captured payloads: above
+  either, an overflow task spools the oldest events, independently of a writer stuck on a slow database.
+- A spool file is claimed for replay by an atomic rename, only when it belongs to this process (under
+  the spool lock, so no append is lost) or to a process that is no longer alive.
+- Shutdown drains everything (to the database or the spool); a writer stuck past ``stop_timeout_s``
+  has its in-flight rows spooled as well (a duplicate, if the stuck insert did commit, is skipped on
+  replay).
 """
 
 from __future__ import annotations
@@ -14,6 +28,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -21,17 +37,34 @@ from typing import Any
 
 import orjson
 
+from perilune.accounting.capture import payload_row
 from perilune.accounting.pricing import to_pico
+from perilune.metrics import Metrics, RecorderStats
 from perilune.schema.canonical import Outcome
 from perilune.store.db import Database
+from perilune.store.usage_write import insert_batch, normalize, ping, sample_of
 
 log = logging.getLogger("perilune.usage")
+access_log = logging.getLogger("perilune.access")
 
-Item = tuple[Outcome, str | None, str | None, str]  # outcome, key id, account id, app
+Row = dict[str, Any]
+# outcome, key id, account id, app, payload row (observability) or None
+Item = tuple[Outcome, str | None, str | None, str, Row | None]
+_OWNED = re.compile(r"^usage-(\d+)\.jsonl$")
+_CLAIMED = re.compile(r"^usage-.+\.jsonl\.replay-(\d+)$")
 
 
-def to_row(item: Item) -> dict[str, Any]:
-    o, key_id, account_id, app = item
+def generation_ms(o: Outcome) -> float | None:
+    """The time the output took: after the first chunk for streams, the whole call otherwise."""
+    if o.latency_ms is None:
+        return None
+    if o.stream and o.ttft_ms is not None and o.latency_ms > o.ttft_ms:
+        return o.latency_ms - o.ttft_ms
+    return o.latency_ms
+
+
+def to_row(item: Item) -> Row:
+    o, key_id, account_id, app, payload = item
     u, c = o.usage, o.cost
     return {
         "id": o.request_id,
@@ -43,6 +76,7 @@ def to_row(item: Item) -> dict[str, Any]:
         "endpoint": o.endpoint,
         "model_requested": o.model_requested,
         "model_served": o.model_served,
+        "model": o.model_served or o.model_requested,
         "provider": o.provider,
         "status": o.status,
         "error_type": o.error_type,
@@ -60,140 +94,335 @@ def to_row(item: Item) -> dict[str, Any]:
         "total_cost_pusd": to_pico(c.total_usd) if c else None,
         "latency_ms": o.latency_ms,
         "ttft_ms": o.ttft_ms,
+        "generation_ms": generation_ms(o),
         "route": orjson.dumps([[a.provider, a.model, a.status, a.error] for a in o.route]).decode(),
+        "observed": payload is not None,
+        "charged_pusd": o.charged_pusd,
+        "free_tokens": o.free_tokens,
+        "sample": sample_of(o.request_id),
     }
+
+
+def _payload_bytes(p: Row | None) -> int:
+    return 0 if p is None else len(p["request"] or "") + len(p["response"] or "") + 64
 
 
 class UsageRecorder:
     def __init__(self, db: Database, spool_dir: Path, *, max_pending: int = 100_000, batch_size: int = 500,
-                 flush_s: float = 0.25) -> None:
+                 flush_s: float = 0.25, max_pending_bytes: int = 64 * 1024 * 1024,
+                 payload_max_bytes: int = 1024 * 1024, metrics: Metrics | None = None,
+                 access_log: bool = False, probe_s: float = 0.5, probe_max_s: float = 5.0,
+                 stop_timeout_s: float = 10.0) -> None:
         self.db = db
         self.spool_dir = spool_dir
         self.spool_path = spool_dir / f"usage-{os.getpid()}.jsonl"
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.payload_max_bytes = payload_max_bytes
         self.batch_size = batch_size
         self.flush_s = flush_s
+        self.metrics = metrics
+        self.access_log = access_log
+        self.probe_s, self.probe_max_s = probe_s, probe_max_s
+        self.stop_timeout_s = stop_timeout_s
         self._pending: deque[Item] = deque()
+        self._pending_bytes = 0
+        self._inflight: list[Row] = []
+        self._inflight_payloads: list[Row] = []
         self._wake = asyncio.Event()
+        self._overflow = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._overflow_task: asyncio.Task[None] | None = None
+        self._spool_lock = threading.Lock()
+        self._stopping = False
         self._db_ok = True
+        self._probe_wait = probe_s
+        self._next_probe = 0.0
         self.written = 0
         self.spooled = 0
+        self.replayed = 0
+        if metrics is not None:
+            metrics.watch_recorder(self.stats)
 
     # ---- hot path ----
     def record(self, outcome: Outcome, key_id: str | None, account_id: str | None, app: str) -> None:
-        self._pending.append((outcome, key_id, account_id, app))
-        if len(self._pending) >= self.batch_size:
+        payload = None
+        if outcome.capture:
+            try:
+                payload = payload_row(outcome, self.payload_max_bytes)
+            except Exception:  # a payload we cannot serialise must not fail the request or lose its record
+                log.exception("could not serialise the observability payload of %s", outcome.request_id)
+            self._pending_bytes += _payload_bytes(payload)
+        self._pending.append((outcome, key_id, account_id, app, payload))
+        n = len(self._pending)
+        if n >= self.batch_size:
             self._wake.set()
+        if n > self.max_pending or self._pending_bytes > self.max_pending_bytes:
+            if n > 2 * self.max_pending or self._pending_bytes > 2 * self.max_pending_bytes:
+                # The overflow task cannot keep up (the loop is flooded): spool here, a hard bound.
+                rows, payloads = self._convert(self._take(self._excess()))
+                self._spool(rows, payloads)
+            self._overflow.set()
 
     @property
     def depth(self) -> int:
         return len(self._pending)
 
+    @property
+    def db_ok(self) -> bool:
+        return self._db_ok
+
     def spool_size(self) -> int:
-        return sum(p.stat().st_size for p in self.spool_dir.glob("usage-*.jsonl*")) if self.spool_dir.exists() else 0
+        if not self.spool_dir.exists():
+            return 0
+        total = 0
+        for p in self.spool_dir.glob("usage-*.jsonl*"):
+            with contextlib.suppress(FileNotFoundError):
+                total += p.stat().st_size
+        return total
+
+    def stats(self) -> RecorderStats:
+        return RecorderStats(queue_depth=len(self._pending), spool_bytes=self.spool_size(),
+                             written=self.written, spooled=self.spooled, replayed=self.replayed,
+                             db_up=self._db_ok)
 
     # ---- lifecycle ----
     async def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        for orphan in self.spool_dir.glob("usage-*.jsonl.replay-*"):  # claimed by a process that died
-            pid = orphan.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
-                with contextlib.suppress(FileNotFoundError):
-                    orphan.rename(self.spool_dir / f"usage-recovered-{pid}-{time.time_ns()}.jsonl")
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="perilune-usage-writer")
+        self._overflow_task = asyncio.create_task(self._overflow_loop(), name="perilune-usage-overflow")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.flush()
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.stop_timeout_s)
+            except TimeoutError:
+                log.error("usage writer still busy after %.0f s; spooling what is left", self.stop_timeout_s)
+                stuck, stuck_payloads = self._inflight, self._inflight_payloads
+                self._db_ok = False  # whatever is left goes to the spool
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+                if stuck:
+                    self._spool(stuck, stuck_payloads)
+            except Exception:
+                log.exception("usage writer failed")
+        if self._overflow_task is not None:
+            self._overflow_task.cancel()
+            await asyncio.gather(self._overflow_task, return_exceptions=True)
+        await self.flush()  # events recorded after the writer exited
 
     async def flush(self) -> None:
         """Write (or spool) everything pending now."""
         while self._pending:
-            await self._write_batch()
+            await self._write(self._take(self.batch_size))
 
+    # ---- writer ----
     async def _run(self) -> None:
         last_replay = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flush_s):
-                    await self._wake.wait()
+            if not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_s):
+                        await self._wake.wait()
             self._wake.clear()
             try:
-                while self._pending:
-                    await self._write_batch()
-                if self._db_ok and time.monotonic() - last_replay > 1.0:
-                    last_replay = time.monotonic()
-                    await asyncio.to_thread(self.replay_spool)
+                await self.flush()
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                if not self._db_ok and now >= self._next_probe:
+                    await self._probe()
+                if self._db_ok and now - last_replay > 1.0:
+                    last_replay = now
+                    await self._replay()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("usage writer loop error")
+                if self._stopping:
+                    return
 
-    async def _write_batch(self) -> None:
-        n = min(len(self._pending), self.batch_size)
-        items = [self._pending.popleft() for _ in range(n)]
-        rows = [to_row(i) for i in items]
-        if len(self._pending) > self.max_pending:  # overflow: spool the excess, keep memory bounded
-            extra = [to_row(self._pending.popleft()) for _ in range(len(self._pending) - self.max_pending)]
-            await asyncio.to_thread(self._spool, extra)
+    def _take(self, n: int) -> list[Item]:
+        items = []
+        for _ in range(min(n, len(self._pending))):
+            item = self._pending.popleft()
+            if item[4] is not None:
+                self._pending_bytes -= _payload_bytes(item[4])
+            items.append(item)
+        return items
+
+    def _convert(self, items: list[Item]) -> tuple[list[Row], list[Row]]:
+        """Rows and payload rows of a batch; also feeds metrics and the access log. Runs in a thread."""
+        rows = []
+        for item in items:
+            try:
+                rows.append(to_row(item))
+            except Exception:  # a bug, not data: say which request, keep the rest of the batch
+                log.exception("cannot convert the usage event of %s", item[0].request_id)
+        payloads = [item[4] for item in items if item[4] is not None]
+        if self.metrics is not None:
+            self.metrics.observe_rows(rows)
+        if self.access_log:
+            for r in rows:
+                access_log.info("%s %s %s", r["endpoint"], r["status"], r["model"], extra={
+                    "request_id": r["id"], "fields": {k: r[k] for k in _ACCESS_FIELDS}})
+        return rows, payloads
+
+    async def _write(self, items: list[Item]) -> None:
+        if not items:
+            return
+        rows, payloads = await asyncio.to_thread(self._convert, items)
+        self._inflight, self._inflight_payloads = rows, payloads
         try:
-            await asyncio.to_thread(self.db.insert_usage, rows)
-        except Exception as e:
             if self._db_ok:
-                log.warning("usage database unavailable (%s); spooling to %s", e.__class__.__name__,
-                            self.spool_path)
-            self._db_ok = False
-            await asyncio.to_thread(self._spool, rows)
-        else:
-            if not self._db_ok:
-                log.info("usage database is back; replaying spool")
-            self._db_ok = True
-            self.written += len(rows)
+                try:
+                    await asyncio.to_thread(self._insert, rows, payloads)
+                    return
+                except Exception as e:
+                    self._mark_down(e)
+            await asyncio.to_thread(self._spool, rows, payloads)
+        finally:
+            self._inflight, self._inflight_payloads = [], []
 
-    def _spool(self, rows: list[dict[str, Any]]) -> None:
-        with open(self.spool_path, "ab") as f:
-            f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
+    def _insert(self, rows: list[Row], payloads: list[Row]) -> None:
+        self.written += insert_batch(self.db, rows, payloads)
+
+    def _mark_down(self, e: BaseException) -> None:
+        if self._db_ok:
+            log.warning("usage database unavailable (%s: %s); spooling to %s", e.__class__.__name__,
+                        str(e).splitlines()[0][:200] if str(e) else "", self.spool_dir)
+        self._db_ok = False
+        self._probe_wait = self.probe_s
+        self._next_probe = time.monotonic() + self._probe_wait
+
+    async def _probe(self) -> None:
+        try:
+            await asyncio.to_thread(ping, self.db)
+        except Exception:
+            self._probe_wait = min(self._probe_wait * 2, self.probe_max_s)
+            self._next_probe = time.monotonic() + self._probe_wait
+            return
+        log.info("usage database is back; replaying the spool")
+        self._db_ok = True
+
+    async def _replay(self) -> None:
+        if not any(self.spool_dir.glob("usage-*.jsonl*")):
+            return
+        try:
+            n = await asyncio.to_thread(self.replay_spool)
+        except Exception as e:
+            self._mark_down(e)
+            return
+        if n:
+            log.info("replayed %d spooled usage records", n)
+
+    def _excess(self) -> int:
+        """How many of the oldest events to spool to get back under 90% of both bounds."""
+        n, size = len(self._pending), self._pending_bytes
+        take = 0
+        for item in self._pending:
+            if n - take <= self.max_pending * 9 // 10 and size <= self.max_pending_bytes * 9 // 10:
+                break
+            size -= _payload_bytes(item[4])
+            take += 1
+        return take
+
+    async def _overflow_loop(self) -> None:
+        last_warning = 0.0
+        while True:
+            await self._overflow.wait()
+            self._overflow.clear()
+            spooled = 0
+            while len(self._pending) > self.max_pending or self._pending_bytes > self.max_pending_bytes:
+                items = self._take(self._excess())
+                rows, payloads = await asyncio.to_thread(self._convert, items)
+                await asyncio.to_thread(self._spool, rows, payloads)
+                spooled += len(rows)
+            if spooled and time.monotonic() - last_warning > 10.0:
+                last_warning = time.monotonic()
+                log.warning("usage queue over its bound (%d events or %d payload bytes); spooled %d events",
+                            self.max_pending, self.max_pending_bytes, spooled)
+
+    # ---- spool ----
+    def _spool(self, rows: list[Row], payloads: list[Row]) -> None:
+        by_id = {p["id"]: p for p in payloads}
+        data = b"".join(orjson.dumps({"r": r, "p": by_id.get(r["id"])}) + b"\n" for r in rows)
+        with self._spool_lock:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.spool_path, "ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
         self.spooled += len(rows)
 
+    def recover_orphans(self) -> None:
+        """Files a dead process had claimed for replay become claimable again."""
+        for p in self.spool_dir.glob("usage-*.jsonl.replay-*"):
+            m = _CLAIMED.match(p.name)
+            if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    p.rename(self.spool_dir / f"usage-recovered-{m.group(1)}-{time.time_ns()}.jsonl")
+
+    def _claimable(self, path: Path) -> bool:
+        m = _OWNED.match(path.name)
+        if m is None:
+            return path.name.startswith("usage-recovered-")
+        pid = int(m.group(1))
+        return pid == os.getpid() or not _alive(pid)
+
     def replay_spool(self) -> int:
-        """Insert every spooled row (from this or any dead process) and remove the files. Blocking."""
+        """Insert every claimable spooled row and remove the files; returns rows newly inserted.
+        Blocking. A failure leaves the claimed file in place; the next pass retries it."""
+        self.recover_orphans()
         replayed = 0
+        suffix = f".replay-{os.getpid()}"
         for path in sorted(self.spool_dir.glob("usage-*.jsonl")):
-            claimed = path.with_name(path.name + f".replay-{os.getpid()}")
+            if not self._claimable(path):
+                continue
+            claimed = path.with_name(path.name + suffix)
             try:
-                path.rename(claimed)  # atomic claim: only one process replays a file
+                if path == self.spool_path:
+                    with self._spool_lock:
+                        path.rename(claimed)
+                else:
+                    path.rename(claimed)  # atomic: only one process wins
             except FileNotFoundError:
                 continue
+        for claimed in sorted(self.spool_dir.glob(f"usage-*.jsonl{suffix}")):
             replayed += self._replay_file(claimed)
-        for claimed in sorted(self.spool_dir.glob(f"usage-*.jsonl.replay-{os.getpid()}")):
-            replayed += self._replay_file(claimed)
+        self.replayed += replayed
         return replayed
 
     def _replay_file(self, claimed: Path) -> int:
-        rows = []
+        rows: list[Row] = []
+        payloads: list[Row] = []
         count = 0
         with open(claimed, "rb") as f:
             for line in f:
                 if not line.strip():
                     continue
                 try:
-                    rows.append(orjson.loads(line))
+                    obj = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    log.error("skipping a torn line in %s", claimed)
+                    log.error("skipping a torn line in %s", claimed.name)
                     continue
+                row, payload = (obj["r"], obj.get("p")) if "r" in obj else (obj, None)  # older format
+                rows.append(normalize(row))
+                if payload:
+                    payloads.append(payload)
                 if len(rows) >= self.batch_size:
-                    self.db.insert_usage(rows)
-                    count += len(rows)
-                    rows = []
-        self.db.insert_usage(rows)
-        count += len(rows)
+                    count += insert_batch(self.db, rows, payloads)
+                    rows, payloads = [], []
+        count += insert_batch(self.db, rows, payloads)
         claimed.unlink()
         return count
+
+
+_ACCESS_FIELDS = ("app", "dialect", "endpoint", "model", "provider", "status", "error_type", "stream",
+                  "input_tokens", "output_tokens", "latency_ms", "ttft_ms", "key_id", "account_id")
 
 
 def _alive(pid: int) -> bool:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from perilune.errors import PayloadTooLarge, PeriluneError
 from perilune.gateway.auth import Principal
+from perilune.logs import REQUEST_ID
 from perilune.schema.canonical import Outcome
 
 if TYPE_CHECKING:
@@ -86,6 +87,16 @@ def error_response(e: PeriluneError, dialect: str, request_id: str) -> web.Respo
     return web.Response(body=e.render(dialect), status=e.status_code, content_type=JSON_CT, headers=headers)
 
 
+async def _settle(services: Services, outcome: Outcome) -> None:
+    """Settle the request's reservations, even while the handler is being cancelled."""
+    try:
+        await asyncio.shield(services.accountant.finish(outcome))
+    except asyncio.CancelledError:
+        pass
+    except PeriluneError as e:  # e.g. Redis went away mid-request: the usage record still carries the cost
+        log.error("could not settle request %s: %s", outcome.request_id, e.message)
+
+
 def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler], Callable[[web.Request],
                                                                                          Awaitable[web.StreamResponse]]]:
     """Wrap a route. ``auth``: "key" (any valid key), "admin", or "none"."""
@@ -94,15 +105,18 @@ def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler
         async def handler(request: web.Request) -> web.StreamResponse:
             services = request.app[SERVICES]
             outcome = Outcome(new_request_id(), time.perf_counter(), time.time(), dialect, name)
+            REQUEST_ID.set(outcome.request_id)  # every log line of this request carries its id
             ctx = Ctx(request, services, outcome)
             try:
                 if auth == "key":
-                    ctx.principal = await services.keys.authenticate(request.headers)
+                    ctx.principal = outcome.principal = await services.keys.authenticate(request.headers)
                 elif auth == "admin":
                     ctx.principal = await services.keys.authenticate_admin(request.headers)
                 return await fn(ctx)
             except PeriluneError as e:
                 outcome.status, outcome.error_type = e.status_code, e.kind
+                if outcome.capture and outcome.payload_response is None:
+                    outcome.payload_response = e.openai_body()
                 return error_response(e, dialect, outcome.request_id)
             except asyncio.CancelledError:
                 outcome.status, outcome.error_type = 499, "client_closed_request"
@@ -114,6 +128,8 @@ def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler
                                       dialect, outcome.request_id)
             finally:
                 p = ctx.principal
+                if outcome.ticket is not None:
+                    await _settle(services, outcome)
                 if p is not None and auth == "key" and outcome.model_requested:
                     if outcome.latency_ms is None:
                         outcome.latency_ms = (time.perf_counter() - outcome.started) * 1000.0

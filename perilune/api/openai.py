@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +28,11 @@ async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage
                     prompt_estimate: int) -> web.StreamResponse:
     pipeline, o = ctx.services.pipeline, ctx.outcome
     o.stream = stream
+    o.estimate_in = prompt_estimate
+    max_out = raw.get("max_completion_tokens") or raw.get("max_tokens")
+    o.estimate_out = max_out if isinstance(max_out, int) else None
+    n = raw.get("n")
+    o.estimate_n = n if isinstance(n, int) and n > 0 else 1
     if stream:
         upstream = await pipeline.stream(op, raw, o, forced, ctx.request.headers)
         resp = await ctx.start_sse()
@@ -35,13 +42,23 @@ async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage
     d, result = await pipeline.complete(op, raw, o, forced, ctx.request.headers)
     usage = result.usage or estimated_usage(prompt_estimate, estimate.chat_output_tokens(result.body))
     settle(o, d, usage)
-    return ctx.json(render_result(result.body, o))
+    body = render_result(result.body, o)
+    if o.capture:
+        o.payload_response = result.body
+    return ctx.json(body)
+
+
+def _observe(ctx: Ctx, asked: bool | None, raw: JSON) -> None:
+    """``"observability": true``: keep the request (and, later, the response) for the usage log."""
+    if asked:
+        ctx.outcome.capture, ctx.outcome.payload_request = True, raw
 
 
 @endpoint("openai", "chat")
 async def chat_completions(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), ChatCompletionRequest)
     ctx.outcome.model_requested = req.model
+    _observe(ctx, req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream_options is not None and not req.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
@@ -54,6 +71,7 @@ async def completions(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), CompletionRequest)
     check_input_shape(req.prompt, "prompt")
     ctx.outcome.model_requested = req.model
+    _observe(ctx, req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     return await _generate(ctx, COMPLETIONS, raw, stream=bool(req.stream), include_usage=include_usage,
                            forced=req.provider, prompt_estimate=estimate.text_prompt_tokens(req.prompt))
@@ -64,11 +82,31 @@ async def embeddings(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), EmbeddingRequest)
     check_input_shape(req.input, "input")
     ctx.outcome.model_requested = req.model
+    _observe(ctx, req.observability, raw)
+    ctx.outcome.estimate_in, ctx.outcome.estimate_out = estimate.text_prompt_tokens(req.input), 0
     d, result = await ctx.services.pipeline.complete(EMBEDDINGS, raw, ctx.outcome, req.provider,
                                                      ctx.request.headers)
     usage = result.usage or estimated_usage(estimate.text_prompt_tokens(req.input), 0)
     settle(ctx.outcome, d, usage)
-    return ctx.json(render_result(result.body, ctx.outcome))
+    if not result.body.get("model"):
+        result.body["model"] = d.upstream_model
+    _encode_embeddings(result.body, req.encoding_format or "float")
+    body = render_result(result.body, ctx.outcome)
+    if ctx.outcome.capture:
+        ctx.outcome.payload_response = result.body
+    return ctx.json(body)
+
+
+def _encode_embeddings(body: JSON, encoding: str) -> None:
+    """Honour ``encoding_format`` whatever the upstream sent: base64 is little-endian float32 (what
+    openai-node asks for by default and decodes); float is a list of numbers."""
+    for item in body.get("data") or ():
+        vec = item.get("embedding") if isinstance(item, dict) else None
+        if encoding == "base64" and isinstance(vec, list):
+            item["embedding"] = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+        elif encoding == "float" and isinstance(vec, str):
+            raw = base64.b64decode(vec)
+            item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
 def _modalities(value: str | None, param: str) -> set[str]:

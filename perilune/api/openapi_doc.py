@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 
 from perilune.api.admin import NewAccount, NewKey
+from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
+from perilune.schema.media import ImageGenerationRequest
 from perilune.schema.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -42,7 +44,8 @@ def _op(summary: str, *, body: str | None = None, tag: str, secured: bool = True
 
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
-        [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, NewAccount, NewKey],
+        [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, NewAccount,
+         NewKey, MessagesRequest, CountTokensRequest],
         ref_template="#/components/schemas/{name}")
     components["Error"] = {
         "type": "object",
@@ -70,6 +73,17 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/v1/completions": {"post": _op("Create a (legacy) completion", body="CompletionRequest",
                                             tag="openai", stream=True)},
             "/v1/embeddings": {"post": _op("Create embeddings", body="EmbeddingRequest", tag="openai")},
+            "/v1/messages": {"post": _op("Create a message (Anthropic dialect, any model); errors use "
+                                         "Anthropic's envelope", body="MessagesRequest", tag="anthropic",
+                                         stream=True)},
+            "/v1/messages/count_tokens": {"post": _op("Count input tokens (exact from Anthropic providers, "
+                                                      "estimated otherwise)", body="CountTokensRequest",
+                                                      tag="anthropic")},
+            "/v1/images/generations": {"post": _op("Generate images (priced per image)",
+                                                   body="ImageGenerationRequest", tag="openai")},
+            "/v1/audio/transcriptions": {"post": _op("Transcribe audio: multipart/form-data with file, "
+                                                     "model, response_format... (priced per audio "
+                                                     "minute)", tag="openai")},
             "/v1/models": {"get": _op("List catalog models (top-level array); ?input= and ?output= filter "
                                       "by modalities", tag="openai", secured=False, ok={"type": "array"})},
             "/v1/models/{model}": {"get": _op("One catalog model", tag="openai", secured=False)},

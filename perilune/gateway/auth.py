@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from perilune.errors import AuthenticationFailed, PermissionDenied
+from perilune.gateway.jwt import JWTVerifier, looks_like_jwt
+from perilune.limits.base import NO_LIMITS, Limits
 from perilune.store.keys import KeyRecord, KeyStore, hash_key
 
 log = logging.getLogger("perilune.auth")
@@ -29,6 +31,7 @@ class Principal:
     key_id: str | None
     account_id: str | None
     role: str
+    limits: Limits = NO_LIMITS  # the key's own rate limits
 
     @property
     def is_admin(self) -> bool:
@@ -49,8 +52,10 @@ def credential(headers: Mapping[str, str]) -> str | None:
 
 
 class KeyCache:
-    def __init__(self, store: KeyStore, *, admin_key: str | None = None, refresh_s: float = 0.5) -> None:
+    def __init__(self, store: KeyStore, *, admin_key: str | None = None, refresh_s: float = 0.5,
+                 jwt: JWTVerifier | None = None) -> None:
         self.store = store
+        self.jwt = jwt  # bearer JWTs, when [jwt] is configured
         self.refresh_s = refresh_s
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._keys: dict[str, KeyRecord] = {}
@@ -63,8 +68,12 @@ class KeyCache:
     async def start(self) -> None:
         await self.refresh()
         self._task = asyncio.create_task(self._loop(), name="perilune-key-refresh")
+        if self.jwt is not None:
+            await self.jwt.start()
 
     async def stop(self) -> None:
+        if self.jwt is not None:
+            await self.jwt.stop()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -96,6 +105,8 @@ class KeyCache:
         h = hash_key(secret)
         if self._admin_hash is not None and hmac.compare_digest(h, self._admin_hash):
             return ENV_ADMIN
+        if self.jwt is not None and looks_like_jwt(secret):
+            return Principal(key_id=None, account_id=await self.jwt.account_for(secret), role="user")
         rec = self._keys.get(h)
         if rec is None:
             rec = await self._lookup(h)
@@ -106,7 +117,8 @@ class KeyCache:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         if rec.expires_at is not None and rec.expires_at <= now:
             raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
-        return Principal(key_id=rec.id, account_id=rec.account_id, role=rec.role)
+        return Principal(key_id=rec.id, account_id=rec.account_id, role=rec.role,
+                         limits=Limits(rec.rpm_limit, rec.tpm_limit))
 
     async def authenticate_admin(self, headers: Mapping[str, str]) -> Principal:
         p = await self.authenticate(headers)

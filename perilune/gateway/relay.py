@@ -3,6 +3,7 @@ one JSON body or as a stream of SSE chunks ending with the usage chunk."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 
 from perilune._sse import DONE, encode_data
 from perilune.accounting import estimate
+from perilune.accounting.capture import StreamCapture
 from perilune.accounting.pricing import usd_number
 from perilune.errors import PeriluneError
 from perilune.gateway.pipeline import Stream, settle
@@ -45,6 +47,8 @@ def usage_json(outcome: Outcome, upstream: JSON | None = None) -> JSON:
     out["ttft_ms"] = round(outcome.ttft_ms, 3) if outcome.ttft_ms is not None else None
     if u.estimated:
         out["estimated"] = True
+    if outcome.ticket is not None and outcome.ticket.free:
+        out["free_tokens"] = u.total_tokens  # covered by the free tier: nothing charged
     return out
 
 
@@ -68,6 +72,9 @@ async def relay_stream(write: Write, stream: Stream, outcome: Outcome, *, includ
     texts: list[str] = []
     last: JSON | None = None
     first = True
+    capture = StreamCapture() if outcome.capture else None  # "observability": true
+    if capture is not None:
+        outcome.payload_response = capture
     try:
         async for chunk in stream.chunks:
             if first:
@@ -75,6 +82,8 @@ async def relay_stream(write: Write, stream: Stream, outcome: Outcome, *, includ
                 first = False
             chunk["provider"] = provider
             texts.append(estimate.chunk_output_text(chunk))
+            if capture is not None:
+                capture.feed(chunk)
             last = chunk
             await write(encode_data(orjson.dumps(chunk)))
     except PeriluneError as e:
@@ -83,6 +92,9 @@ async def relay_stream(write: Write, stream: Stream, outcome: Outcome, *, includ
         await write(encode_data(orjson.dumps(e.openai_body())))
         await write(DONE)
         return
+    except asyncio.CancelledError:  # the client went away: what was generated so far is still paid for
+        settle(outcome, d, stream.decoder.usage or estimated_usage(prompt_estimate, _count(texts)))
+        raise
     usage = stream.decoder.usage or estimated_usage(prompt_estimate, _count(texts))
     settle(outcome, d, usage)
     if include_usage:

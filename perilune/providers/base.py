@@ -58,6 +58,15 @@ class Provider:
         return self.model_map.get(model_id, model_id)
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file a client uploaded (multipart), as it travels in a request mapping (e.g. ``req["file"]``)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 @dataclass(slots=True)
 class UpstreamRequest:
     method: str

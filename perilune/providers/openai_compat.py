@@ -8,8 +8,10 @@ Requests pass through with unknown fields intact; only the model id, perilune's 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import orjson
 
 from perilune._http import status_error
@@ -23,6 +25,7 @@ from perilune.providers.base import (
     TRANSCRIPTIONS,
     Provider,
     Result,
+    Upload,
     UpstreamRequest,
 )
 from perilune.schema.canonical import JSON, Usage
@@ -90,10 +93,43 @@ class OpenAIStreamDecoder:
         return [obj]
 
 
+def _form(req: JSON, model: str) -> aiohttp.FormData:
+    """A multipart form (audio uploads): ``Upload`` values become files, lists repeat their field."""
+    form = aiohttp.FormData()
+    for name, value in {**req, "model": model}.items():
+        if name in PERILUNE_FIELDS or value is None:
+            continue
+        for v in value if isinstance(value, list) else (value,):
+            if isinstance(v, Upload):
+                form.add_field(name, v.data, filename=v.filename, content_type=v.content_type)
+            else:
+                form.add_field(name, v if isinstance(v, str) else orjson.dumps(v).decode())
+    return form
+
+
+def _transcription_usage(obj: JSON) -> Usage | None:
+    """Audio duration from ``verbose_json``'s ``duration`` or a ``{"type": "duration"}`` usage; token usage
+    (gpt-4o-transcribe) is kept as tokens. ``None`` when the answer says nothing."""
+    raw = obj.get("usage")
+    usage = Usage.from_openai(raw) if isinstance(raw, dict) and raw.get("type") != "duration" else Usage()
+    if isinstance(obj.get("duration"), (int, float)):
+        usage.audio_seconds = Decimal(str(obj["duration"]))
+    elif isinstance(raw, dict) and isinstance(raw.get("seconds"), (int, float)):
+        usage.audio_seconds = Decimal(str(raw["seconds"]))
+    elif not isinstance(raw, dict):
+        return None
+    return usage
+
+
 class OpenAICompatAdapter:
     supports = frozenset({CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, TRANSCRIPTIONS})
 
     def build(self, op: str, provider: Provider, model: str, req: JSON, *, stream: bool) -> UpstreamRequest:
+        if op == TRANSCRIPTIONS:
+            auth = {"Authorization": f"Bearer {provider.api_key}"} if provider.api_key else {}
+            return UpstreamRequest("POST", provider.base_url.rstrip("/") + PATHS[op],
+                                   {"Accept": "application/json", **auth, **provider.headers},
+                                   data=_form(req, model))
         body: dict[str, Any] = {k: v for k, v in req.items() if k not in PERILUNE_FIELDS}
         body["model"] = model
         if stream and op in STREAMABLE:
@@ -116,12 +152,15 @@ class OpenAICompatAdapter:
             raise UpstreamUnavailable(f"upstream returned a body that is not JSON: {body[:120]!r}",
                                       code="upstream_malformed") from None
         if not isinstance(obj, dict):
-            raise UpstreamUnavailable("upstream returned JSON that is not an object", code="upstream_malformed")
+            raise UpstreamUnavailable("upstream returned JSON that is not an object",
+                                      code="upstream_malformed")
         raw_usage = obj.get("usage")
         usage = Usage.from_openai(raw_usage) if isinstance(raw_usage, dict) else None
         if op == IMAGES:
             usage = usage or Usage()
             usage.images = len(obj.get("data") or ())
+        elif op == TRANSCRIPTIONS:
+            usage = _transcription_usage(obj)
         return Result(obj, usage)
 
     def stream_decoder(self, op: str, name: str = "upstream") -> OpenAIStreamDecoder:

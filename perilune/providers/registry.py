@@ -6,7 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from perilune.providers.anthropic import AnthropicAdapter
 from perilune.providers.base import Adapter, Provider
+from perilune.providers.gemini import GeminiAdapter
 from perilune.providers.openai_compat import OpenAICompatAdapter
 from perilune.settings import ProviderConfig, Settings, SettingsError
 
@@ -37,9 +39,13 @@ PRESETS: dict[str, Preset] = {
 
 ADAPTERS: dict[str, Adapter] = {
     "openai-compatible": OpenAICompatAdapter(),
+    "gemini": GeminiAdapter(),
+    "anthropic": AnthropicAdapter(),
 }
 
 SIM_PROVIDER = "sim"
+SIM_GEMINI = "sim-gemini"  # the simulator's Gemini personality, through the native Gemini adapter
+SIM_ANTHROPIC = "sim-anthropic"  # the simulator's Anthropic personality, through the Anthropic adapter
 
 
 def _provider(cfg: ProviderConfig, settings: Settings, environ: Mapping[str, str]) -> Provider:
@@ -61,10 +67,17 @@ def _provider(cfg: ProviderConfig, settings: Settings, environ: Mapping[str, str
     )
 
 
-def sim_provider(settings: Settings, base_url: str) -> Provider:
-    return Provider(name=SIM_PROVIDER, type="openai-compatible", base_url=base_url.rstrip("/") + "/v1",
-                    api_key=None, api_key_env=None, needs_key=False, timeouts=settings.timeouts,
-                    forward_headers=("x-sim-*",))
+def sim_provider(settings: Settings, base_url: str) -> dict[str, Provider]:
+    """The built-in simulator as providers: one per wire format it speaks, keyed by name."""
+    base = base_url.rstrip("/")
+
+    def make(name: str, ptype: str, url: str) -> Provider:
+        return Provider(name=name, type=ptype, base_url=url, api_key=None, api_key_env=None, needs_key=False,
+                        timeouts=settings.timeouts, forward_headers=("x-sim-*",))
+
+    return {SIM_PROVIDER: make(SIM_PROVIDER, "openai-compatible", base + "/v1"),
+            SIM_GEMINI: make(SIM_GEMINI, "gemini", base),
+            SIM_ANTHROPIC: make(SIM_ANTHROPIC, "anthropic", base)}
 
 
 def build_providers(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, Provider]:

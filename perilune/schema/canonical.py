@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from perilune.gateway.auth import Principal
+    from perilune.limits.base import Ticket
 
 JSON = dict[str, Any]
 
@@ -96,3 +100,16 @@ class Outcome:
     latency_ms: float | None = None
     stream: bool = False
     route: list[Attempt] = field(default_factory=list)
+    # Opt-in payload capture ("observability": true): filled only when asked (perilune.accounting.capture).
+    capture: bool = False
+    payload_request: Any = None  # the request mapping as the client sent it
+    payload_response: Any = None  # the response mapping, or a StreamCapture assembling a stream
+    # Accounting (perilune.accounting.ledger): who asks, what to reserve, what was charged.
+    principal: Principal | None = None
+    estimate_in: int = 0  # prompt tokens, estimated locally
+    estimate_out: int | None = None  # max output tokens asked for (None: not given, a default cap applies)
+    estimate_n: int = 1  # choices
+    estimate_unit_usd: Decimal = Decimal(0)  # per-image / per-minute worst case
+    ticket: Ticket | None = None
+    charged_pusd: int | None = None
+    free_tokens: int | None = None

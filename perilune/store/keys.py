@@ -53,6 +53,8 @@ class KeyRecord:
     expires_at: float | None
     revoked_at: float | None
     updated_at: float
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
 
     def usable(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
@@ -60,7 +62,7 @@ class KeyRecord:
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "account_id": self.account_id, "name": self.name, "prefix": self.prefix,
                 "role": self.role, "created_at": self.created_at, "expires_at": self.expires_at,
-                "revoked_at": self.revoked_at}
+                "revoked_at": self.revoked_at, "rpm_limit": self.rpm_limit, "tpm_limit": self.tpm_limit}
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -71,12 +73,12 @@ def _plain(row: Any) -> dict[str, Any]:
 def _record(row: Any) -> KeyRecord:
     return KeyRecord(id=row.id, account_id=row.account_id, name=row.name, prefix=row.prefix, role=row.role,
                      created_at=row.created_at, expires_at=row.expires_at, revoked_at=row.revoked_at,
-                     updated_at=row.updated_at)
+                     updated_at=row.updated_at, rpm_limit=row.rpm_limit, tpm_limit=row.tpm_limit)
 
 
 _KEY_COLS = (api_keys.c.id, api_keys.c.account_id, api_keys.c.name, api_keys.c.prefix, api_keys.c.role,
              api_keys.c.created_at, api_keys.c.expires_at, api_keys.c.revoked_at, api_keys.c.updated_at,
-             api_keys.c.key_hash)
+             api_keys.c.key_hash, api_keys.c.rpm_limit, api_keys.c.tpm_limit)
 
 
 class KeyStore:
@@ -104,6 +106,22 @@ class KeyStore:
         with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(accounts.c.id).order_by(accounts.c.created_at).limit(1)).first()
         return row.id if row else self.create_account("default")
+
+    def ensure_account(self, account_id: str, name: str) -> bool:
+        """Create the account ``account_id`` unless it exists; True when this call created it.
+
+        Idempotent and safe under concurrency: a racing insert from another process loses on the
+        primary key and is ignored."""
+        if self.get_account(account_id) is not None:
+            return False
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.insert(accounts).values(id=account_id, name=name, created_at=time.time()))
+        except sa.exc.IntegrityError:
+            if self.get_account(account_id) is None:
+                raise
+            return False
+        return True
 
     # ---- keys ----
     def create_key(self, account_id: str, *, name: str = "", role: str = "user",

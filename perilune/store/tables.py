@@ -12,6 +12,8 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -21,12 +23,36 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+SAMPLE_INDEX_COLUMNS = ("sample", "account_id", "created_at", "status", "app", "model", "provider", "key_id",
+                        "latency_ms", "ttft_ms")
+
 accounts = Table(
     "accounts",
     metadata,
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False, server_default="0", index=True),
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("alert_thresholds", Text, nullable=False, server_default="[]"),  # JSON list of pico-USD
+    Column("alert_webhook_url", Text, nullable=True),
+)
+
+# Append-only money movements other than per-request charges (those are usage_records.charged_pusd):
+# kind is topup, refund or adjustment; amount_pusd is signed (credits positive).
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("amount_pusd", BigInteger, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_ledger_account_time", "account_id", "created_at"),
+    Index("ix_ledger_time", "created_at"),
 )
 
 api_keys = Table(
@@ -42,6 +68,8 @@ api_keys = Table(
     Column("expires_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False, index=True),
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
 )
 
 usage_records = Table(
@@ -74,18 +102,22 @@ usage_records = Table(
     Column("latency_ms", Float, nullable=True),
     Column("ttft_ms", Float, nullable=True),
     Column("route", Text, nullable=True),
+    Column("charged_pusd", BigInteger, nullable=True),  # debited from the prepaid balance
+    Column("free_tokens", Integer, nullable=True),  # tokens covered by the free tier
     # 0002_observability
     Column("model", String(200), nullable=False, server_default=""),  # served, else requested
     Column("generation_ms", Float, nullable=True),
     Column("observed", Boolean, nullable=False, server_default=false()),
+    Column("sample", SmallInteger, nullable=False, server_default="0"),  # crc32(id) % 1024, for sampling
     Index("ix_usage_time_id", "created_at", "id"),
     Index("ix_usage_account_time_id", "account_id", "created_at", "id"),
     Index("ix_usage_key_time", "key_id", "created_at"),
     Index("ix_usage_app_time", "app", "created_at"),
     Index("ix_usage_model_time", "model", "created_at"),
-    Index("ix_usage_provider_time", "provider", "created_at"),
     Index("ix_usage_errors_time", "created_at", sqlite_where=text("status >= 400"),
           postgresql_where=text("status >= 400")),
+    # covering index for sampled percentiles: seek by sample key (and account), read without lookups
+    Index("ix_usage_sample", *SAMPLE_INDEX_COLUMNS),
 )
 
 # Request/response bodies of requests sent with "observability": true (one row per usage record id).
@@ -98,3 +130,34 @@ usage_payloads = Table(
     Column("response", Text, nullable=True),
     Index("ix_usage_payloads_time", "created_at"),
 )
+
+# Hourly and daily sums of usage_records, kept exactly in step with them (same transaction, only for
+# rows that were actually inserted). Aggregates read these instead of scanning the log. Dimension
+# columns use "" for "none" so that the primary key (the upsert target) never holds NULL.
+ROLLUP_DIMENSIONS = ("bucket", "account_id", "key_id", "app", "model", "provider", "failed")
+ROLLUP_INT_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                   "reasoning_tokens", "estimated", "input_cost_pusd", "output_cost_pusd", "cache_cost_pusd",
+                   "unit_cost_pusd", "total_cost_pusd", "latency_n", "ttft_n", "gen_tokens")
+ROLLUP_FLOAT_SUMS = ("latency_sum_ms", "ttft_sum_ms", "gen_ms")
+
+
+def _rollup_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("bucket", Float, nullable=False),  # start of the UTC hour (or day)
+        Column("account_id", String(40), nullable=False, server_default=""),
+        Column("key_id", String(40), nullable=False, server_default=""),
+        Column("app", String(200), nullable=False, server_default=""),
+        Column("model", String(200), nullable=False, server_default=""),
+        Column("provider", String(100), nullable=False, server_default=""),
+        Column("failed", Boolean, nullable=False),  # status >= 400
+        *[Column(c, BigInteger, nullable=False, server_default="0") for c in ROLLUP_INT_SUMS],
+        *[Column(c, Float, nullable=False, server_default="0") for c in ROLLUP_FLOAT_SUMS],
+        PrimaryKeyConstraint(*ROLLUP_DIMENSIONS, name=f"pk_{name}"),
+        Index(f"ix_{name}_account_bucket", "account_id", "bucket"),
+    )
+
+
+usage_rollups = _rollup_table("usage_rollups")  # hourly
+usage_rollups_daily = _rollup_table("usage_rollups_daily")

@@ -170,6 +170,10 @@ def test_key_lifecycle_via_admin_api(gateway: Gateway) -> None:
     assert [k["id"] for k in listed] == [body["id"]]
     assert secret not in json.dumps(listed)  # the secret is never shown again
     client = openai.OpenAI(base_url=gateway.v1, api_key=secret, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as no_money:  # a new account has no balance yet
+        client.chat.completions.create(model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
+    assert no_money.value.status_code == 402
+    assert admin(gateway, "POST", f"/admin/accounts/{acct['id']}/topup", {"amount_usd": "1"}).status_code == 201
     client.chat.completions.create(model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
     assert admin(gateway, "DELETE", f"/admin/keys/{body['id']}").json()["revoked_at"] is not None
     with pytest.raises(openai.AuthenticationError, match="revoked"):

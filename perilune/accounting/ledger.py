@@ -1,0 +1,199 @@
+"""The accountant: admits requests against limits, free quota and balance, settles them with their
+real cost, applies ledger entries to the hot counters exactly once, and sends low-balance alerts.
+
+Nothing here touches the database on the request path: account settings are cached and refreshed by
+a background task (like keys), and a balance is loaded from the database once per account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from perilune.accounting.catalog import ModelInfo
+from perilune.accounting.pricing import MILLION, to_pico, usd_str
+from perilune.limits.base import NO_LIMITS, Ask, Limiter, Limits
+from perilune.store.ledger import AccountSettings, LedgerStore
+
+if TYPE_CHECKING:
+    from perilune.schema.canonical import Outcome
+
+log = logging.getLogger("perilune.ledger")
+
+PROMPT_MARGIN = 1.2  # local prompt estimates are approximate: reserve a fifth more, plus a little
+PROMPT_SLACK = 16
+DEFAULT_MAX_OUTPUT = 4096  # reserved when a request sets no max_tokens (capped by the model's own limit)
+LOOKBACK_S = 120.0
+WEBHOOK_ATTEMPTS = 4
+
+
+class Accountant:
+    def __init__(self, limiter: Limiter, store: LedgerStore, *, enforce_balance: bool = True,
+                 refresh_s: float = 0.5) -> None:
+        self.limiter = limiter
+        self.store = store
+        self.enforce_balance = enforce_balance
+        self.refresh_s = refresh_s
+        self._accounts: dict[str, AccountSettings] = {}
+        self._since = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="perilune-ledger-refresh")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
+        if self._http:
+            await self._http.close()
+        await self.limiter.close()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.warning("ledger refresh failed; retrying", exc_info=True)
+
+    async def refresh(self) -> None:
+        """Pick up changed account settings and apply new ledger entries to the hot counters."""
+        started = time.time()
+        since = self._since - LOOKBACK_S if self._since else 0.0
+        for s in await asyncio.to_thread(self.store.account_settings, since):
+            self._accounts[s.id] = s
+        entries = await asyncio.to_thread(self.store.entries_since, started - LOOKBACK_S)
+        touched = set()
+        for entry_id, account_id, amount in entries:
+            if await self.limiter.apply_ledger(account_id, entry_id, amount):
+                touched.add(account_id)
+        for account_id in touched:
+            bal = await self.limiter.available(account_id)
+            if bal is not None:
+                await self.limiter.rearm_alerts(account_id, bal)
+        self._since = started
+
+    # ---- request path ----
+    def limits(self, account_id: str) -> AccountSettings | None:
+        return self._accounts.get(account_id)
+
+    async def _load_balance(self, account_id: str) -> tuple[int, list[str]]:
+        return await asyncio.to_thread(self.store.balance_snapshot, account_id)
+
+    async def admit(self, outcome: Outcome, model: ModelInfo) -> None:
+        p = outcome.principal
+        if p is None or p.account_id is None or outcome.ticket is not None:
+            return
+        price = model.effective_price
+        cap = min(model.max_output_tokens or DEFAULT_MAX_OUTPUT, DEFAULT_MAX_OUTPUT)
+        out = cap if outcome.estimate_out is None else outcome.estimate_out
+        out_tokens = out * max(outcome.estimate_n, 1)
+        in_tokens = math.ceil(outcome.estimate_in * PROMPT_MARGIN) + PROMPT_SLACK
+        in_price = max(price.input or Decimal(0), price.cache_write or Decimal(0))
+        worst = (in_tokens * in_price + out_tokens * (price.output or Decimal(0))) / MILLION
+        worst += outcome.estimate_unit_usd
+        acct = self._accounts.get(p.account_id)
+        free = model.free_max_tokens > 0 and not model.premium
+        ask = Ask(
+            account_id=p.account_id, key_id=p.key_id, key_limits=p.limits,
+            account_limits=Limits(acct.rpm_limit, acct.tpm_limit) if acct else NO_LIMITS,
+            tokens=in_tokens + out_tokens, cost_pusd=_ceil_pico(worst),
+            free_model=model.id if free else None, free_quota=model.free_max_tokens if free else 0,
+            enforce_balance=self.enforce_balance,
+        )
+        outcome.ticket = await self.limiter.admit(ask, self._load_balance)
+
+    async def finish(self, outcome: Outcome) -> None:
+        """Settle a request's ticket with its real usage (or release it), then check alerts."""
+        ticket = outcome.ticket
+        if ticket is None:
+            return
+        outcome.ticket = None
+        u, c = outcome.usage, outcome.cost
+        if u is None or c is None:
+            await self.limiter.release(ticket)
+            outcome.charged_pusd = 0
+            return
+        settled = await self.limiter.settle(ticket, u.total_tokens, to_pico(c.total_usd))
+        outcome.charged_pusd = settled.charged_pusd
+        outcome.free_tokens = u.total_tokens if ticket.free else 0
+        if settled.balance_pusd is not None:
+            await self._check_alerts(ticket.ask.account_id, settled.balance_pusd)
+
+    # ---- alerts ----
+    async def _check_alerts(self, account_id: str, balance: int) -> None:
+        acct = self._accounts.get(account_id)
+        if acct is None or not acct.alert_thresholds:
+            return
+        crossed = [t for t in acct.alert_thresholds if balance < t]
+        if not crossed:
+            return
+        lowest = crossed[-1]
+        if await self.limiter.claim_alert(account_id, lowest):
+            for t in crossed[:-1]:  # thresholds passed on the way down count as alerted too
+                await self.limiter.claim_alert(account_id, t)
+            payload = {"type": "balance.low", "account_id": account_id, "threshold_usd": usd_str(lowest),
+                       "balance_usd": usd_str(balance), "time": time.time()}
+            log.warning(orjson.dumps({"event": "balance.low", **payload}).decode())
+            if acct.alert_webhook_url:
+                task = asyncio.create_task(self._post(acct.alert_webhook_url, payload))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _post(self, url: str, payload: dict[str, Any]) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        for attempt in range(WEBHOOK_ATTEMPTS):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                async with self._http.post(url, data=orjson.dumps(payload),
+                                           headers={"Content-Type": "application/json"}) as r:
+                    if r.status < 300:
+                        return
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        log.error(orjson.dumps({"event": "balance.low.webhook_failed", "url": url,
+                                "account_id": payload["account_id"]}).decode())
+
+    # ---- balance view ----
+    async def balance(self, account_id: str) -> dict[str, Any]:
+        available = await self.limiter.available(account_id)
+        if available is None:
+            available, _ = await self._load_balance(account_id)
+        now = time.time()
+        day_start = now - now % 86400
+        t = time.gmtime(now)
+        month_start = time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, 0)) - time.timezone
+        today, month = await asyncio.gather(asyncio.to_thread(self.store.spend_since, account_id, day_start),
+                                            asyncio.to_thread(self.store.spend_since, account_id, month_start))
+        acct = self._accounts.get(account_id)
+        return {
+            "object": "balance",
+            "account_id": account_id,
+            "balance_usd": usd_str(available),
+            "currency": "USD",
+            "prepaid": self.enforce_balance,
+            "spend_today_usd": usd_str(today),
+            "spend_month_usd": usd_str(month),
+            "alerts": {
+                "thresholds_usd": [usd_str(x) for x in (acct.alert_thresholds if acct else ())],
+                "webhook_url": acct.alert_webhook_url if acct else None,
+            },
+        }
+
+
+def _ceil_pico(usd: Decimal) -> int:
+    return int((usd * 10**12).to_integral_value(rounding="ROUND_CEILING"))

@@ -1,0 +1,34 @@
+"""The dashboard at ``/dashboard``: server-rendered pages (Jinja2), local static files, no build step.
+
+Pages: Logs, Log detail, Analytics, Models, Keys, Balance. Sign in with an account key (that
+account's data) or an admin key (every account). See :mod:`perilune.dashboard.session`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from perilune.dashboard import manage, views
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/dashboard", manage.root)
+    r.add_get("/dashboard/", manage.root)
+    r.add_get("/dashboard/login", manage.login_form)
+    r.add_post("/dashboard/login", manage.login)
+    r.add_post("/dashboard/logout", manage.logout)
+    r.add_get("/dashboard/logs", views.logs)
+    r.add_get("/dashboard/logs/{record_id}", views.log_detail)
+    r.add_get("/dashboard/analytics", views.analytics)
+    r.add_get("/dashboard/models", manage.models)
+    r.add_get("/dashboard/keys", manage.keys)
+    r.add_post("/dashboard/keys", manage.create_key)
+    r.add_post("/dashboard/keys/{key_id}/revoke", manage.revoke_key)
+    r.add_get("/dashboard/balance", manage.balance)
+    r.add_post("/dashboard/balance/alerts", manage.balance_alerts)
+    r.add_static("/dashboard/static", STATIC)

@@ -1,0 +1,153 @@
+"""One contract suite for every limiter backend: in-memory and Redis (the real server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from perilune.errors import InsufficientBalance, RateLimited
+from perilune.limits.base import NO_LIMITS, Ask, Limiter, Limits
+from perilune.limits.memory import MemoryLimiter
+from perilune.limits.redis import RedisLimiter
+from tests.services import fresh_redis
+
+BALANCES: dict[str, int] = {}
+
+
+async def loader(account_id: str) -> tuple[int, list[str]]:
+    return BALANCES.get(account_id, 0), []
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
+    BALANCES.clear()
+    lim: Limiter = MemoryLimiter() if request.param == "memory" else RedisLimiter(fresh_redis())
+    yield lim
+    await lim.close()
+
+
+def ask(account: str = "a1", key: str | None = "k1", *, tokens: int = 10, cost: int = 100,
+        key_limits: Limits = NO_LIMITS, account_limits: Limits = NO_LIMITS, free_quota: int = 0,
+        enforce: bool = True) -> Ask:
+    return Ask(account_id=account, key_id=key, key_limits=key_limits, account_limits=account_limits,
+               tokens=tokens, cost_pusd=cost, free_model="m" if free_quota else None, free_quota=free_quota,
+               enforce_balance=enforce)
+
+
+async def test_requests_per_minute_per_key_and_account(limiter: Limiter) -> None:
+    BALANCES["a1"] = 10**9
+    acct = Limits(rpm=5)
+    for _ in range(3):
+        await limiter.admit(ask(key_limits=Limits(rpm=3), account_limits=acct), loader)
+    with pytest.raises(RateLimited, match="this key") as e:
+        await limiter.admit(ask(key_limits=Limits(rpm=3), account_limits=acct), loader)
+    assert 0 < (e.value.retry_after_s or 0) <= 60
+    await limiter.admit(ask(key="k2", key_limits=Limits(rpm=3), account_limits=acct), loader)
+    await limiter.admit(ask(key="k3", account_limits=acct), loader)
+    with pytest.raises(RateLimited, match="this account"):  # 3 + 1 + 1 requests of the account so far
+        await limiter.admit(ask(key="k4", account_limits=acct), loader)
+
+
+async def test_tokens_per_minute_reserve_then_settle(limiter: Limiter) -> None:
+    BALANCES["a1"] = 10**9
+    lim = Limits(tpm=100)
+    t1 = await limiter.admit(ask(tokens=60, key_limits=lim), loader)
+    with pytest.raises(RateLimited, match="tokens"):
+        await limiter.admit(ask(tokens=60, key_limits=lim), loader)
+    await limiter.settle(t1, 20, 50)  # really used 20: 80 tokens free again
+    t2 = await limiter.admit(ask(tokens=60, key_limits=lim), loader)
+    await limiter.release(t2)
+    await limiter.admit(ask(tokens=80, key_limits=lim), loader)
+
+
+async def test_balance_reserve_settle_and_402(limiter: Limiter) -> None:
+    BALANCES["a1"] = 1000
+    t1 = await limiter.admit(ask(cost=600), loader)
+    assert await limiter.available("a1") == 400
+    with pytest.raises(InsufficientBalance):
+        await limiter.admit(ask(cost=600), loader)
+    settled = await limiter.settle(t1, 10, 250)
+    assert settled.charged_pusd == 250 and settled.balance_pusd == 750
+    t2 = await limiter.admit(ask(cost=600), loader)
+    await limiter.release(t2)
+    assert await limiter.available("a1") == 750
+
+
+async def test_charge_never_takes_balance_below_zero(limiter: Limiter) -> None:
+    BALANCES["a1"] = 100
+    t = await limiter.admit(ask(cost=80), loader)
+    settled = await limiter.settle(t, 10, 150)  # the upstream overran the reservation
+    assert settled.charged_pusd == 100 and settled.balance_pusd == 0
+    assert await limiter.available("a1") == 0
+
+
+async def test_concurrent_admits_never_overdraw(limiter: Limiter) -> None:
+    BALANCES["a1"] = 10_000
+
+    async def one() -> int:
+        try:
+            t = await limiter.admit(ask(cost=300), loader)
+        except InsufficientBalance:
+            return 0
+        await asyncio.sleep(0)
+        return (await limiter.settle(t, 5, 170)).charged_pusd
+
+    charged = await asyncio.gather(*(one() for _ in range(200)))
+    left = await limiter.available("a1")
+    assert left is not None and left >= 0
+    assert left == 10_000 - sum(charged)
+    assert sum(1 for c in charged if c) >= 10_000 // 300
+
+
+async def test_free_quota_before_balance(limiter: Limiter) -> None:
+    BALANCES["a1"] = 0
+    t = await limiter.admit(ask(tokens=60, free_quota=100), loader)
+    assert t.free and t.reserved_pusd == 0
+    s = await limiter.settle(t, 40, 999)
+    assert s.charged_pusd == 0
+    assert await limiter.free_used("a1", "m", t.day) == 40
+    t2 = await limiter.admit(ask(tokens=60, free_quota=100), loader)  # 40 + 60 <= 100
+    assert t2.free
+    with pytest.raises(InsufficientBalance):  # quota exhausted, balance empty
+        await limiter.admit(ask(tokens=60, free_quota=100), loader)
+
+
+async def test_ledger_entries_apply_exactly_once(limiter: Limiter) -> None:
+    assert await limiter.apply_ledger("a1", "le_1", 500) is False  # not loaded: the load will include it
+    BALANCES["a1"] = 0
+    t = await limiter.admit(ask(cost=0), loader)  # loads the balance
+    await limiter.settle(t, 0, 0)
+    assert await limiter.apply_ledger("a1", "le_2", 500)
+    assert await limiter.apply_ledger("a1", "le_2", 500)
+    assert await limiter.available("a1") == 500
+
+
+async def test_alert_claimed_once_until_rearmed(limiter: Limiter) -> None:
+    assert await limiter.claim_alert("a1", 5000)
+    assert not await limiter.claim_alert("a1", 5000)
+    await limiter.rearm_alerts("a1", 4000)
+    assert not await limiter.claim_alert("a1", 5000)
+    await limiter.rearm_alerts("a1", 6000)
+    assert await limiter.claim_alert("a1", 5000)
+
+
+async def test_unenforced_balance_only_counts(limiter: Limiter) -> None:
+    t = await limiter.admit(ask(cost=10**12, enforce=False), loader)
+    assert (await limiter.settle(t, 1, 7)).charged_pusd == 7
+
+
+async def test_redis_counter_rebuilt_after_loss() -> None:
+    url = fresh_redis()
+    lim = RedisLimiter(url)
+    BALANCES["r1"] = 1000
+    t = await lim.admit(ask(account="r1", cost=300), loader)
+    await lim.redis.flushdb()  # Redis restarted empty while the request was in flight
+    BALANCES["r1"] = 900  # the database now says (another request's charge landed)
+    await lim.settle(t, 1, 100)  # settles into nothing: the old counter is gone
+    t2 = await lim.admit(ask(account="r1", cost=300), loader)  # rebuilt from the database
+    assert await lim.available("r1") == 600
+    await lim.release(t2)
+    assert await lim.available("r1") == 900
+    await lim.close()

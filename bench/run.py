@@ -30,6 +30,10 @@ from bench.procs import Proc, free_port, proc_cpu_s, proc_rss_peak_kb, start, wa
 ROOT = Path(__file__).resolve().parent.parent
 BODY = {"model": "sim-gpt", "messages": [{"role": "user", "content": "Say hello to the benchmark"}],
         "max_tokens": 16}
+MESSAGES_BODY = {"model": "sim-claude", "max_tokens": 16,
+                 "messages": [{"role": "user", "content": "Say hello to the benchmark"}]}
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_BENCH = "redis://127.0.0.1:6379/8"
 
 
 def ensure_wrk() -> str:
@@ -41,10 +45,11 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-def wrk(url: str, *, conns: int, seconds: float, headers: dict[str, str], threads: int = 1) -> dict[str, Any]:
+def wrk(url: str, *, conns: int, seconds: float, headers: dict[str, str], threads: int = 1,
+        body: dict[str, Any] | None = None) -> dict[str, Any]:
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     hdr = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
-    lua.write_text(f'wrk.method = "POST"\nwrk.body = [[{json.dumps(BODY)}]]\n'
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = [[{json.dumps(body or BODY)}]]\n'
                    f'wrk.headers["Content-Type"] = "application/json"\n{hdr}'
                    'done = function(summary, latency, requests)\n'
                    '  io.write(string.format("JSON {\\"p50\\": %f, \\"p90\\": %f, \\"p99\\": %f, \\"mean\\": %f, '
@@ -81,7 +86,9 @@ def config_text(sim_url: str, args: argparse.Namespace) -> str:
         lines.append(f'database_url = "{args.database_url}"')
     if args.redis_url:
         lines.append(f'redis_url = "{args.redis_url}"')
-    lines += ["[[providers]]", 'name = "sim"', f'base_url = "{sim_url}/v1"', 'forward_headers = ["x-sim-*"]']
+    lines += ["[[providers]]", 'name = "sim"', f'base_url = "{sim_url}/v1"', 'forward_headers = ["x-sim-*"]',
+              "[[providers]]", 'name = "sim-anthropic"', 'type = "anthropic"', f'base_url = "{sim_url}"',
+              'forward_headers = ["x-sim-*"]']
     return "\n".join(lines) + "\n"
 
 
@@ -91,8 +98,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--database-url")
     ap.add_argument("--redis-url")
+    ap.add_argument("--multi", action="store_true",
+                    help="2 workers on a fresh PostgreSQL database (127.0.0.1:5432) and Redis (db 8)")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
+    if args.multi:
+        args.workers = max(args.workers, 2)
+        args.database_url = args.database_url or _fresh_database()
+        args.redis_url = args.redis_url or _fresh_redis()
     secs = 3.0 if args.quick else 10.0
     home = Path(tempfile.mkdtemp(prefix="perilune-bench-"))
     sim_port, gw_port = free_port(), free_port()
@@ -105,8 +118,14 @@ def main() -> None:
         cfg = home / "bench.toml"
         cfg.write_text(config_text(sim_url, args))
         env = {**os.environ, "PERILUNE_ADMIN_KEY": "bench-admin"}
-        key = subprocess.run([py, "-m", "perilune", "keys", "create", "--home", str(home), "--config", str(cfg)],
-                             env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        cli = [py, "-m", "perilune"]
+        where = ["--home", str(home), "--config", str(cfg)]
+        key = subprocess.run([*cli, "keys", "create", *where], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip().splitlines()[-1]
+        account = subprocess.run([*cli, "accounts", "list", *where], env=env, capture_output=True, text=True,
+                                 check=True).stdout.split()[0]
+        subprocess.run([*cli, "accounts", "topup", account, "1000000", *where], env=env, capture_output=True,
+                       check=True)  # balances stay enforced: reserve and settle run on every request
         gw = start([py, "-m", "perilune", "serve", "--home", str(home), "--config", str(cfg), "--port",
                     str(gw_port), "--workers", str(args.workers)], env=env)
         procs.append(gw)
@@ -123,6 +142,34 @@ def main() -> None:
         for p in reversed(procs):
             p.stop(signal.SIGTERM)
         shutil.rmtree(home, ignore_errors=True)
+        if args.multi and args.database_url.startswith("postgresql://postgres@127.0.0.1:5432/perilune_bench_"):
+            _drop_database(args.database_url.rsplit("/", 1)[1])
+
+
+def _fresh_database() -> str:
+    import psycopg
+
+    name = f"perilune_bench_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _fresh_redis() -> str:
+    import redis
+
+    r = redis.Redis.from_url(REDIS_BENCH)
+    r.flushdb()
+    r.close()
+    return REDIS_BENCH
 
 
 def run_scenarios(sim: Proc, gw: Proc, sim_url: str, gw_url: str, key: str, secs: float) -> dict[str, Any]:
@@ -152,7 +199,23 @@ def run_scenarios(sim: Proc, gw: Proc, sim_url: str, gw_url: str, key: str, secs
             "gateway_cpu_us_per_req": round(v["cpu_us_per_req"], 1),
             "errors": v["errors"] + v["non2xx"],
         }
-    # 3. streaming: 64 chunks paced at 20 ms
+    # 3. the Anthropic dialect: /v1/messages translated to an OpenAI-dialect upstream (sim-gpt) and passed
+    #    through natively to an Anthropic upstream (sim-claude), each against its direct baseline
+    anth = {"anthropic-version": "2023-06-01", "x-api-key": "unused"}
+    d_native = measure(sim, sim_url + "/v1/messages", conns=1, seconds=secs, headers=anth, body=MESSAGES_BODY)
+    v_native = measure(gw, gw_url + "/v1/messages", conns=1, seconds=secs, headers={**anth, **auth},
+                       body=MESSAGES_BODY)
+    v_trans = measure(gw, gw_url + "/v1/messages", conns=1, seconds=secs, headers={**anth, **auth},
+                      body={**MESSAGES_BODY, "model": "sim-gpt"})
+    out["messages_c1"] = {
+        "passthrough_added_ms": {k: round(v_native[k] - d_native[k], 3) for k in ("p50", "p99")},
+        "translated_added_ms": {k: round(v_trans[k] - direct[k], 3) for k in ("p50", "p99")},
+        "translation_cost_p50_ms": round((v_trans["p50"] - direct["p50"]) - (v_native["p50"] - d_native["p50"]), 3),
+        "gateway_cpu_us_per_req": {"passthrough": round(v_native["cpu_us_per_req"], 1),
+                                   "translated": round(v_trans["cpu_us_per_req"], 1)},
+        "errors": v_native["errors"] + v_native["non2xx"] + v_trans["errors"] + v_trans["non2xx"],
+    }
+    # 4. streaming: 64 chunks paced at 20 ms
     for conc in (1, 128):
         n = max(conc * 2, 8) if secs < 5 else max(conc * 4, 20)
         d = streams.run(sim_url, {}, concurrency=conc, total=n)
@@ -163,6 +226,12 @@ def run_scenarios(sim: Proc, gw: Proc, sim_url: str, gw_url: str, key: str, secs
             "direct_max_gap_ms": d["max_gap_ms"], "via_max_gap_ms": v["max_gap_ms"],
             "via_chunks_per_stream": v["chunks_per_stream"], "errors": v["errors"],
         }
+    for model in ("sim-gpt", "sim-claude"):  # /v1/messages streams: translated and native
+        d = streams.run(sim_url, {}, concurrency=1, total=8, dialect="anthropic", model="sim-claude")
+        v = streams.run(gw_url, auth, concurrency=1, total=8, dialect="anthropic", model=model)
+        out[f"messages_stream_c1_{model}"] = {
+            "direct_ttft_ms": d["ttft_ms"], "via_ttft_ms": v["ttft_ms"], "via_max_gap_ms": v["max_gap_ms"],
+            "via_chunks_per_stream": v["chunks_per_stream"], "errors": v["errors"]}
     return out
 
 

@@ -24,20 +24,30 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
-async def one(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[float, float, int]:
+MESSAGES_BODY = {"model": "sim-claude", "stream": True, "max_tokens": 64,
+                 "messages": [{"role": "user", "content": "Stream to the benchmark"}]}
+
+
+async def one(session: aiohttp.ClientSession, url: str, headers: dict[str, str], dialect: str = "openai",
+              model: str = "sim-gpt") -> tuple[float, float, int]:
     t0 = time.perf_counter()
     ttft = None
     last = None
     max_gap = 0.0
     chunks = 0
-    async with session.post(url + "/v1/chat/completions", json=BODY, headers={**headers, **STREAM_HEADERS}) as r:
+    if dialect == "anthropic":
+        path, body, marker = "/v1/messages", {**MESSAGES_BODY, "model": model}, b'"text_delta"'
+        headers = {**headers, "anthropic-version": "2023-06-01"}
+    else:
+        path, body, marker = "/v1/chat/completions", {**BODY, "model": model}, b'"content"'
+    async with session.post(url + path, json=body, headers={**headers, **STREAM_HEADERS}) as r:
         if r.status != 200:
             raise RuntimeError(f"HTTP {r.status}")
         async for line in r.content:
             if not line.startswith(b"data: {"):
                 continue
             now = time.perf_counter()
-            if b'"content"' not in line:
+            if marker not in line:
                 continue
             chunks += 1
             if ttft is None:
@@ -48,7 +58,8 @@ async def one(session: aiohttp.ClientSession, url: str, headers: dict[str, str])
     return (ttft or 0.0) * 1000, max_gap * 1000, chunks
 
 
-async def load(url: str, headers: dict[str, str], concurrency: int, total: int) -> dict[str, Any]:
+async def load(url: str, headers: dict[str, str], concurrency: int, total: int, dialect: str = "openai",
+               model: str = "sim-gpt") -> dict[str, Any]:
     ttfts: list[float] = []
     gaps: list[float] = []
     chunks: list[int] = []
@@ -59,7 +70,7 @@ async def load(url: str, headers: dict[str, str], concurrency: int, total: int) 
             nonlocal errors
             async with sem:
                 try:
-                    t, g, c = await one(session, url, headers)
+                    t, g, c = await one(session, url, headers, dialect, model)
                 except Exception:
                     errors += 1
                     return
@@ -76,9 +87,10 @@ async def load(url: str, headers: dict[str, str], concurrency: int, total: int) 
     }
 
 
-def run(url: str, headers: dict[str, str], *, concurrency: int, total: int) -> dict[str, Any]:
+def run(url: str, headers: dict[str, str], *, concurrency: int, total: int, dialect: str = "openai",
+        model: str = "sim-gpt") -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "bench.streams", url, json.dumps(headers), str(concurrency),
-                          str(total)], capture_output=True, text=True, check=True)
+                          str(total), dialect, model], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -90,4 +102,4 @@ if __name__ == "__main__":
     except ImportError:
         pass
     u, h, c, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(asyncio.run(load(u, h, c, n))))
+    print(json.dumps(asyncio.run(load(u, h, c, n, sys.argv[5], sys.argv[6]))))

@@ -90,7 +90,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
                              max_pending_bytes=settings.usage_max_pending_bytes,
                              payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
-                             access_log=settings.usage_access_log)
+                             access_log=settings.usage_access_log, sinks=_sinks(settings))
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
@@ -102,6 +102,13 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     s.models_json = orjson.dumps(s.model_entries)
     s.openapi_json = orjson.dumps(openapi_document(__version__))
     return s
+
+
+def _sinks(settings: Settings) -> list[Any]:
+    from perilune.tracing import span_sink
+
+    sink = span_sink() if settings.otel_traces else None
+    return [sink] if sink is not None else []
 
 
 def _shown_provider(router: Router, m: Any) -> str:
@@ -201,4 +208,4 @@ def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None,
         pass
     app = build_app(settings, sim_url=sim_url, migrate=migrate)
     web.run_app(app, host=host, port=port, access_log=None, print=None, handler_cancellation=True,
-                reuse_port=reuse_port or None, shutdown_timeout=10)
+                reuse_port=reuse_port or None, shutdown_timeout=10, backlog=4096)

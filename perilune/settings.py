@@ -187,6 +187,7 @@ class Settings(_Base):
     retention_batch_size: Annotated[int, msgspec.Meta(ge=1)] = 5000
     dashboard_session_s: Annotated[float, msgspec.Meta(gt=0)] = 12 * 3600.0
     metrics_public: bool = False  # GET /metrics without the admin key
+    otel_traces: bool = False  # one OpenTelemetry span per request, from its usage record (perilune.tracing)
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)

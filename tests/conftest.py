@@ -109,6 +109,31 @@ api_key_env = "TEST_GROQ_KEY"
 StartGateway = Callable[..., Gateway]
 
 
+def first_key(home: Path, cfg: Path, env: dict[str, str], credit_usd: str) -> tuple[str, str]:
+    """What `perilune keys create` and `perilune accounts topup` do, in-process (saves two interpreter
+    start-ups per gateway; the CLI itself is tested in test_first_run and test_models_keys)."""
+    from decimal import Decimal
+
+    from perilune.accounting.pricing import to_pico
+    from perilune.settings import load_settings
+    from perilune.store.db import Database
+    from perilune.store.keys import KeyStore
+    from perilune.store.ledger import LedgerStore
+
+    settings = load_settings(cfg, environ={**os.environ, **env}, overrides={"home": str(home)})
+    db = Database(settings.db_url)
+    try:
+        db.migrate()
+        store = KeyStore(db)
+        account = store.default_account()
+        key, _ = store.create_key(account, name="suite")
+        if credit_usd:
+            LedgerStore(db).add_entry(account, "topup", to_pico(Decimal(credit_usd)), "cli", "test suite")
+    finally:
+        db.dispose()
+    return key, account
+
+
 @pytest.fixture(scope="session")
 def start_gateway(tmp_path_factory: pytest.TempPathFactory, sim_url: str) -> Iterator[StartGateway]:
     started: list[Gateway] = []
@@ -119,13 +144,7 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory, sim_url: str) -> Ite
         cfg = home / "perilune.toml"
         cfg.write_text(default_config(sim_url) if config is None else config.replace("{sim_url}", sim_url))
         full_env = {"PERILUNE_ADMIN_KEY": ADMIN_KEY, "TEST_OPENAI_KEY": "sk-test-openai", **(env or {})}
-        key = perilune("keys", "create", "--home", str(home), "--config", str(cfg), "--name", "suite",
-                       env=full_env).stdout.strip().splitlines()[-1]
-        account = perilune("accounts", "list", "--home", str(home), "--config", str(cfg),
-                           env=full_env).stdout.split()[0]
-        if credit_usd:
-            perilune("accounts", "topup", account, credit_usd, "--reason", "test suite", "--home", str(home),
-                     "--config", str(cfg), env=full_env)
+        key, account = first_key(home, cfg, full_env, credit_usd)
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "perilune", "serve", "--home", str(home), "--config",
                                  str(cfg), "--port", str(port), *args], env={**os.environ, **full_env})

@@ -32,6 +32,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ class UsageRecorder:
                  flush_s: float = 0.25, max_pending_bytes: int = 64 * 1024 * 1024,
                  payload_max_bytes: int = 1024 * 1024, metrics: Metrics | None = None,
                  access_log: bool = False, probe_s: float = 0.5, probe_max_s: float = 5.0,
-                 stop_timeout_s: float = 10.0) -> None:
+                 stop_timeout_s: float = 10.0, sinks: Sequence[Callable[[list[Row]], None]] = ()) -> None:
         self.db = db
         self.spool_dir = spool_dir
         self.spool_path = spool_dir / f"usage-{os.getpid()}.jsonl"
@@ -123,6 +124,7 @@ class UsageRecorder:
         self.flush_s = flush_s
         self.metrics = metrics
         self.access_log = access_log
+        self.sinks = list(sinks)  # also fed each batch of rows, e.g. OpenTelemetry spans
         self.probe_s, self.probe_max_s = probe_s, probe_max_s
         self.stop_timeout_s = stop_timeout_s
         self._pending: deque[Item] = deque()
@@ -265,6 +267,11 @@ class UsageRecorder:
         payloads = [item[4] for item in items if item[4] is not None]
         if self.metrics is not None:
             self.metrics.observe_rows(rows)
+        for sink in self.sinks:
+            try:
+                sink(rows)
+            except Exception:  # an observer's failure never costs a record
+                log.exception("usage sink %r failed", sink)
         if self.access_log:
             for r in rows:
                 access_log.info("%s %s %s", r["endpoint"], r["status"], r["model"], extra={

@@ -89,8 +89,12 @@ def error_response(e: PeriluneError, dialect: str, request_id: str) -> web.Respo
 
 async def _settle(services: Services, outcome: Outcome) -> None:
     """Settle the request's reservations, even while the handler is being cancelled."""
+    accountant = services.accountant
     try:
-        await asyncio.shield(services.accountant.finish(outcome))
+        if accountant.limiter.remote:  # a network round trip: must not be cut short by a cancellation
+            await asyncio.shield(accountant.finish(outcome))
+        else:  # in-process: runs to completion without suspending
+            await accountant.finish(outcome)
     except asyncio.CancelledError:
         pass
     except PeriluneError as e:  # e.g. Redis went away mid-request: the usage record still carries the cost

@@ -45,8 +45,8 @@ def top_series(values: dict[str, list[float]], limit: int = 6) -> list[Series]:
 
 
 def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
-                 fmt: Callable[[float], str], width: int = 720, height: int = 260) -> Markup:
-    left, right, top, bottom = 64, 12, 12, 28
+                 fmt: Callable[[float], str], width: int = 480, height: int = 240) -> Markup:
+    left, right, top, bottom = 66, 8, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(labels), 1)
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
@@ -62,7 +62,7 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
         parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="ylabel" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                      f"{escape(fmt(v))}</text>")
-    every = max(1, math.ceil(n / 8))
+    every = max(1, math.ceil(n / 6))
     for i, label in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_h

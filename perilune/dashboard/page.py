@@ -40,16 +40,23 @@ NAV = (("logs", "Logs"), ("analytics", "Analytics"), ("models", "Models"), ("key
        ("balance", "Balance"))
 
 
-def usd(pico: int | None, digits: int = 6) -> str:
+def usd(pico: int | None, digits: int = 3) -> str:
+    """Dollars: cents from $1 up; below, ``digits`` significant digits ($0.000057, never 5.7e-05)."""
     if pico is None:
         return "—"
     v = from_pico(pico)
     if v == 0:
         return "$0"
-    if abs(v) >= 1:
-        return f"${v:,.2f}"
-    q = Decimal(1).scaleb(-digits)
-    return f"${v.quantize(q).normalize():f}"
+    sign, a = ("-" if v < 0 else ""), abs(v)
+    if a >= 1:
+        return f"{sign}${a:,.2f}"
+    q = Decimal(1).scaleb(a.adjusted() - digits + 1)
+    return f"{sign}${a.quantize(q).normalize():f}"
+
+
+def plain_usd(pico: int) -> str:
+    """An amount as a plain decimal for a form field (``1000``, ``0.5``)."""
+    return f"{from_pico(pico).normalize():f}"
 
 
 def usdf(v: float | int | None) -> str:
@@ -93,7 +100,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("perilune.dashboard", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(usd=usd, usdf=usdf, ms=ms, num=num, utc=utc, iso=iso, compact=compact)
+    env.filters.update(usd=usd, usdf=usdf, plain_usd=plain_usd, ms=ms, num=num, utc=utc, iso=iso, compact=compact)
     env.globals.update(nav=NAV, urlencode=urlencode, quote=quote)
     return env
 

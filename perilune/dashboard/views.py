@@ -218,4 +218,4 @@ async def analytics(pg: Page) -> web.StreamResponse:
 
 
 def _usd_axis(v: float) -> str:
-    return usd(round(v * 1e12), 4) if v < 1 else f"${v:,.2f}"
+    return usd(round(v * 1e12), 2) if v < 1 else f"${v:,.2f}"

@@ -64,6 +64,8 @@ class Settled:
 
 
 class Limiter(Protocol):
+    remote: bool  # operations leave the process (and may suspend)
+
     async def admit(self, ask: Ask, load_balance: BalanceLoader) -> Ticket: ...
 
     async def settle(self, ticket: Ticket, tokens: int, cost_pusd: int) -> Settled: ...

@@ -13,6 +13,7 @@ APPLIED_MEMORY = 100_000  # ledger entry ids remembered for exactly-once applica
 
 
 class MemoryLimiter:
+    remote = False
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._counts: dict[tuple[str, str, int], int] = {}  # (kind, id, minute) -> count

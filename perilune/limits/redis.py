@@ -118,6 +118,7 @@ def _lim(v: int | None) -> str:
 
 
 class RedisLimiter:
+    remote = True
     def __init__(self, url: str, prefix: str = "pl:") -> None:
         self.url = url
         self.prefix = prefix

@@ -119,3 +119,32 @@ def test_json_logs_carry_request_id_and_hide_keys() -> None:
     assert first["msg"] == 'client sent "[redacted]" and [redacted]'
     assert first["logger"] == "perilune.test.json" and first["t"].endswith("Z")
     assert "pk_admin" not in second["exc"] and "ValueError" in second["exc"]
+
+
+def test_spans_from_usage_rows() -> None:
+    from perilune.tracing import span_sink
+
+    made: list[dict[str, object]] = []
+
+    class Span:
+        def __init__(self, name: str, start: int, attrs: dict[str, object]) -> None:
+            self.record: dict[str, object] = {"name": name, "start": start, "attrs": attrs}
+            made.append(self.record)
+
+        def end(self, end_time: int) -> None:
+            self.record["end"] = end_time
+
+    class Tracer:
+        def start_span(self, name: str, start_time: int, attributes: dict[str, object]) -> Span:
+            return Span(name, start_time, attributes)
+
+    sink = span_sink(Tracer())
+    assert sink is not None
+    sink([{"id": "req_1", "created_at": 1000.5, "latency_ms": 250.0, "ttft_ms": 40.0, "endpoint": "chat",
+           "model_requested": "sim-gpt", "model_served": "sim-gpt", "provider": "sim", "input_tokens": 7,
+           "output_tokens": 3, "status": 200, "error_type": None, "app": "a", "stream": True, "key_id": "k"}])
+    assert made == [{"name": "chat sim-gpt", "start": 1_000_500_000_000, "end": 1_000_750_000_000, "attrs": {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "sim-gpt", "gen_ai.response.model": "sim-gpt",
+        "gen_ai.system": "sim", "gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 3,
+        "http.response.status_code": 200, "perilune.request_id": "req_1", "perilune.app": "a",
+        "perilune.stream": True, "perilune.ttft_ms": 40.0}}]

@@ -27,7 +27,14 @@
     var d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) return;
     t.title = t.textContent + " UTC";
-    t.textContent = d.toLocaleString(undefined, { year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    t.textContent = d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit",
+      minute: "2-digit", second: "2-digit", hour12: false });
+  });
+  // filter panels start closed on narrow screens unless a filter is set
+  document.querySelectorAll("details[data-collapse-narrow]").forEach(function (d) {
+    var active = Array.prototype.some.call(d.querySelectorAll("input, select"), function (el) {
+      return el.name && el.value && el.type !== "hidden";
+    });
+    if (window.matchMedia("(max-width: 640px)").matches && !active) d.open = false;
   });
 })();

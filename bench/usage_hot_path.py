@@ -1,0 +1,95 @@
+"""What usage recording and metrics cost per request, measured side by side in one process.
+
+    .venv/bin/python bench/usage_hot_path.py
+
+- ``record()``: what a request pays on its own path (an append to a deque), with and without
+  ``"observability": true`` (which serialises the payload there).
+- Prometheus metrics updated inline per request (labels lookup + counters + two histogram
+  observations) versus from the usage writer's batches (``Metrics.observe_rows``), per request.
+- ``to_row``: turning an outcome into a database row (done by the writer, off the request path).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import timeit
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from perilune.accounting.recorder import UsageRecorder, to_row
+from perilune.metrics import Metrics
+from perilune.schema.canonical import Attempt, Cost, Outcome, Usage
+from perilune.store.db import Database
+
+N = 200_000
+
+
+def outcome(i: int, capture: bool = False) -> Outcome:
+    o = Outcome(f"req_{i:024x}", time.perf_counter(), time.time(), "openai", "chat", model_requested="sim-gpt",
+                model_served="sim-gpt", provider="sim", stream=bool(i % 2))
+    o.usage = Usage(input_tokens=120, output_tokens=48, cache_read_tokens=16)
+    o.cost = Cost(Decimal("0.00012"), Decimal("0.000096"), Decimal("0.000008"))
+    o.latency_ms, o.ttft_ms = 812.5, 140.25
+    o.route = [Attempt("sim", "sim-gpt", 200)]
+    if capture:
+        o.capture = True
+        o.payload_request = {"model": "sim-gpt", "messages": [
+            {"role": "system", "content": "You are helpful. " * 20},
+            {"role": "user", "content": "Summarise the following text. " + "lorem ipsum " * 100}]}
+        o.payload_response = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                               "content": "word " * 48}}]}
+    return o
+
+
+def per_call_us(fn: Any, n: int) -> float:
+    return min(timeit.repeat(fn, number=n, repeat=5)) / n * 1e6
+
+
+def main() -> None:
+    rec = UsageRecorder(Database("sqlite://"), Path("/tmp/perilune-bench-spool"), max_pending=10**9,
+                        batch_size=10**9)
+    plain = [outcome(i) for i in range(N)]
+    it = iter(plain)
+    r_plain = per_call_us(lambda: rec.record(next(it), "key_1", "acct_1", "app"), N // 5)
+    rec._pending.clear()
+    captured = [outcome(i, capture=True) for i in range(20_000)]
+    it2 = iter(captured)
+    r_capture = per_call_us(lambda: rec.record(next(it2), "key_1", "acct_1", "app"), 4_000)
+    rec._pending.clear()
+
+    m = Metrics()
+    labels = [("sim-gpt", "sim"), ("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic")]
+
+    def inline(i: int = 0) -> None:  # what updating metrics on the request path would cost
+        model, provider = labels[i % 3]
+        m.requests.labels(model, provider, "200").inc()
+        m.latency.labels(model, provider).observe(0.8125)
+        m.ttft.labels(model, provider).observe(0.14025)
+        for kind, v in (("input", 120), ("output", 48), ("cache_read", 16), ("cache_write", 0),
+                        ("reasoning", 0)):
+            if v:
+                m.tokens.labels(model, provider, kind).inc(v)
+        m.cost.labels(model, provider).inc(0.000224)
+
+    t_inline = per_call_us(inline, 20_000)
+    rows = [to_row((o, "key_1", "acct_1", "app", None)) for o in plain[:500]]
+    for j, r in enumerate(rows):
+        r["model_served"], r["provider"] = labels[j % 3]
+    t_batch = per_call_us(lambda: m.observe_rows(rows), 200) / len(rows)
+    items = [(o, "key_1", "acct_1", "app", None) for o in plain[:10_000]]
+    t_row = per_call_us(lambda: [to_row(x) for x in items], 5) / len(items)
+
+    print(f"{'per request':<62} {'µs':>8}")
+    print(f"{'record() on the request path':<62} {r_plain:>8.2f}")
+    print(f"{'record() with observability (2.6 kB request payload)':<62} {r_capture:>8.2f}")
+    print(f"{'metrics updated inline (what the request path would pay)':<62} {t_inline:>8.2f}")
+    print(f"{'metrics from the writer batch (Metrics.observe_rows / row)':<62} {t_batch:>8.2f}")
+    print(f"{'to_row in the writer thread':<62} {t_row:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

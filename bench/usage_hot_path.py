@@ -4,8 +4,9 @@
 
 - ``record()``: what a request pays on its own path (an append to a deque), with and without
   ``"observability": true`` (which serialises the payload there).
-- Prometheus metrics updated inline per request (labels lookup + counters + two histogram
-  observations) versus from the usage writer's batches (``Metrics.observe_rows``), per request.
+- Prometheus metrics updated inline per request with prometheus_client's Counter/Histogram objects
+  (labels lookup + lock per update) versus perilune's way: plain sums updated from the usage writer's
+  batches (``Metrics.observe_rows``) and exposed at scrape time.
 - ``to_row``: turning an outcome into a database row (done by the writer, off the request path).
 """
 
@@ -20,8 +21,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
 from perilune.accounting.recorder import UsageRecorder, to_row
-from perilune.metrics import Metrics
+from perilune.metrics import LATENCY_BUCKETS_S, Metrics
 from perilune.schema.canonical import Attempt, Cost, Outcome, Usage
 from perilune.store.db import Database
 
@@ -63,17 +66,21 @@ def main() -> None:
 
     m = Metrics()
     labels = [("sim-gpt", "sim"), ("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic")]
+    reg = CollectorRegistry()
+    requests = Counter("r", "r", ["model", "provider", "status"], registry=reg)
+    latency = Histogram("l", "l", ["model", "provider"], buckets=LATENCY_BUCKETS_S, registry=reg)
+    ttft = Histogram("t", "t", ["model", "provider"], buckets=LATENCY_BUCKETS_S, registry=reg)
+    tokens = Counter("k", "k", ["model", "provider", "kind"], registry=reg)
+    cost = Counter("c", "c", ["model", "provider"], registry=reg)
 
-    def inline(i: int = 0) -> None:  # what updating metrics on the request path would cost
+    def inline(i: int = 0) -> None:  # prometheus_client's metric objects, updated on the request path
         model, provider = labels[i % 3]
-        m.requests.labels(model, provider, "200").inc()
-        m.latency.labels(model, provider).observe(0.8125)
-        m.ttft.labels(model, provider).observe(0.14025)
-        for kind, v in (("input", 120), ("output", 48), ("cache_read", 16), ("cache_write", 0),
-                        ("reasoning", 0)):
-            if v:
-                m.tokens.labels(model, provider, kind).inc(v)
-        m.cost.labels(model, provider).inc(0.000224)
+        requests.labels(model, provider, "200").inc()
+        latency.labels(model, provider).observe(0.8125)
+        ttft.labels(model, provider).observe(0.14025)
+        for kind, v in (("input", 120), ("output", 48), ("cache_read", 16)):
+            tokens.labels(model, provider, kind).inc(v)
+        cost.labels(model, provider).inc(0.000224)
 
     t_inline = per_call_us(inline, 20_000)
     rows = [to_row((o, "key_1", "acct_1", "app", None)) for o in plain[:500]]
@@ -86,8 +93,8 @@ def main() -> None:
     print(f"{'per request':<62} {'µs':>8}")
     print(f"{'record() on the request path':<62} {r_plain:>8.2f}")
     print(f"{'record() with observability (2.6 kB request payload)':<62} {r_capture:>8.2f}")
-    print(f"{'metrics updated inline (what the request path would pay)':<62} {t_inline:>8.2f}")
-    print(f"{'metrics from the writer batch (Metrics.observe_rows / row)':<62} {t_batch:>8.2f}")
+    print(f"{'metrics inline, prometheus_client objects (request path)':<62} {t_inline:>8.2f}")
+    print(f"{'metrics from the writer batch (Metrics.observe_rows, per row)':<62} {t_batch:>8.2f}")
     print(f"{'to_row in the writer thread':<62} {t_row:>8.2f}")
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import exc as sa_exc
 
 from perilune.accounting.capture import payload_row
 from perilune.accounting.pricing import to_pico
@@ -72,15 +73,15 @@ def to_row(item: Item) -> Row:
         "created_at": o.started_wall,
         "account_id": account_id,
         "key_id": key_id,
-        "app": app,
+        "app": app[:200],  # client-controlled values are cut to their column's size
         "dialect": o.dialect,
         "endpoint": o.endpoint,
-        "model_requested": o.model_requested,
+        "model_requested": o.model_requested[:200],
         "model_served": o.model_served,
-        "model": o.model_served or o.model_requested,
+        "model": (o.model_served or o.model_requested)[:200],
         "provider": o.provider,
         "status": o.status,
-        "error_type": o.error_type,
+        "error_type": o.error_type[:100] if o.error_type else None,
         "stream": o.stream,
         "input_tokens": u.input_tokens if u else None,
         "output_tokens": u.output_tokens if u else None,
@@ -117,6 +118,7 @@ class UsageRecorder:
         self.db = db
         self.spool_dir = spool_dir
         self.spool_path = spool_dir / f"usage-{os.getpid()}.jsonl"
+        self.rejected_path = spool_dir / f"rejected-usage-{os.getpid()}.jsonl"
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self.payload_max_bytes = payload_max_bytes
@@ -295,7 +297,30 @@ class UsageRecorder:
             self._inflight, self._inflight_payloads = [], []
 
     def _insert(self, rows: list[Row], payloads: list[Row]) -> None:
-        self.written += insert_batch(self.db, rows, payloads)
+        self.written += self._store(rows, payloads)
+
+    def _store(self, rows: list[Row], payloads: list[Row]) -> int:
+        """insert_batch, except that a batch the database refuses for its data (not for being away)
+        is inserted row by row, and the rows it still refuses are set aside in
+        ``spool/rejected-usage-<pid>.jsonl`` (never replayed automatically) with an error in the log,
+        instead of blocking every later batch."""
+        try:
+            return insert_batch(self.db, rows, payloads)
+        except (sa_exc.DataError, sa_exc.IntegrityError) as e:
+            log.error("the database refused a usage batch (%s); inserting it row by row",
+                      e.__class__.__name__)
+        by_id = {p["id"]: p for p in payloads}
+        new = 0
+        for r in rows:
+            p = by_id.get(r["id"])
+            try:
+                new += insert_batch(self.db, [r], [p] if p else [])
+            except (sa_exc.DataError, sa_exc.IntegrityError) as e:
+                log.error("usage record %s refused by the database (%s); set aside in %s", r["id"],
+                          str(e.orig or e).splitlines()[0][:200], self.rejected_path.name)
+                with self._spool_lock, open(self.rejected_path, "ab") as f:
+                    f.write(orjson.dumps({"r": r, "p": p, "error": str(e.orig or e)[:500]}) + b"\n")
+        return new
 
     def _mark_down(self, e: BaseException) -> None:
         if self._db_ok:
@@ -421,9 +446,9 @@ class UsageRecorder:
                 if payload:
                     payloads.append(payload)
                 if len(rows) >= self.batch_size:
-                    count += insert_batch(self.db, rows, payloads)
+                    count += self._store(rows, payloads)
                     rows, payloads = [], []
-        count += insert_batch(self.db, rows, payloads)
+        count += self._store(rows, payloads)
         claimed.unlink()
         return count
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from perilune.settings import Settings
 from perilune.store import tables
 from perilune.store.db import Database
-from perilune.store.usage_write import delete_older, delete_rollups_older
+from perilune.store.usage_write import delete_older, delete_rollups_older, optimize
 
 log = logging.getLogger("perilune.retention")
 DAY_S = 86400.0
@@ -86,6 +86,7 @@ class Retention:
                 while n := await asyncio.to_thread(delete_rollups_older, self.db, t, cut):
                     done[t.name] += n
                     await asyncio.sleep(PAUSE_S)
+        await asyncio.to_thread(optimize, self.db)
         if any(done.values()):
             log.info("retention deleted %s", ", ".join(f"{v} {k}" for k, v in done.items() if v),
                      extra={"fields": done})

@@ -88,7 +88,16 @@ def openapi_document(version: str) -> dict[str, Any]:
                                       "by modalities", tag="openai", secured=False, ok={"type": "array"})},
             "/v1/models/{model}": {"get": _op("One catalog model", tag="openai", secured=False)},
             "/health": {"get": _op("Liveness and readiness", tag="ops", secured=False)},
-            "/ready": {"get": _op("Readiness", tag="ops", secured=False)},
+            "/ready": {"get": _op("Readiness: 503 while the database is unreachable", tag="ops", secured=False)},
+            "/metrics": {"get": _op("Prometheus metrics (admin key unless metrics_public)", tag="ops")},
+            "/v1/usage/records": {"get": _op("Usage records, newest first (?from=&to=&app=&model=&provider="
+                                             "&status=&key_id=&limit=&cursor=); an account key sees its "
+                                             "own account", tag="usage")},
+            "/v1/usage/records/{record_id}": {"get": _op("One usage record, with its payload when it was "
+                                                         "sent with observability", tag="usage")},
+            "/v1/usage/aggregate": {"get": _op("Requests, errors, tokens, cost, latency and TTFT "
+                                               "percentiles (?group_by=app|model|provider|key|account|"
+                                               "hour|day[,second] and the record filters)", tag="usage")},
             "/admin/accounts": {"get": _op("List accounts", tag="admin"),
                                 "post": _op("Create an account", body="NewAccount", tag="admin")},
             "/admin/keys": {"get": _op("List keys (?account_id=)", tag="admin"),

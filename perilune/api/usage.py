@@ -125,7 +125,7 @@ async def aggregate_usage(ctx: Ctx) -> web.StreamResponse:
 
 def aggregate_json(agg: Aggregate) -> dict[str, Any]:
     return {"object": "usage.aggregate", "group_by": list(agg.group_by), "from": iso(agg.start),
-            "to": iso(agg.end), "source": agg.source,
+            "to": iso(agg.end),
             "percentiles": {"method": agg.percentile_method, "values_ranked": agg.percentile_rows},
             "data": [row_json(r) for r in agg.rows]}
 

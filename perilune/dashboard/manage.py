@@ -52,6 +52,8 @@ async def login(pg: Page) -> web.StreamResponse:
 
 @page(signed_in=False)
 async def logout(pg: Page) -> web.StreamResponse:
+    if not session.same_origin(pg.request):  # another site cannot sign you out
+        raise PermissionDenied("Sign out from the dashboard itself.")
     resp = redirect("/dashboard/login")
     session.clear_session(resp, pg.request)
     return resp

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from perilune.api.usage import usage_filter
 from perilune.dashboard.charts import Series, stacked_bars, top_series
-from perilune.dashboard.page import Page, compact, page, usd
+from perilune.dashboard.page import Page, compact, page, usd, utc
 from perilune.errors import NotFound
 from perilune.store.usage import (
     UsageFilter,
@@ -194,8 +194,6 @@ async def analytics(pg: Page) -> web.StreamResponse:
     buckets = _buckets(f.start or now, now, 3600.0 if grain == "hour" else 86400.0)
     index = {b: i for i, b in enumerate(buckets)}
     fmt = "%H:%M" if grain == "hour" else "%b %d"
-    from perilune.dashboard.page import utc
-
     labels = [utc(b, fmt) for b in buckets]
     charts = []
     for metric, title, axis in (("spend", "Spend (USD)", _usd_axis), ("requests", "Requests", compact),

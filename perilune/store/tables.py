@@ -134,7 +134,7 @@ usage_payloads = Table(
 # Hourly and daily sums of usage_records, kept exactly in step with them (same transaction, only for
 # rows that were actually inserted). Aggregates read these instead of scanning the log. Dimension
 # columns use "" for "none" so that the primary key (the upsert target) never holds NULL.
-ROLLUP_DIMENSIONS = ("bucket", "account_id", "key_id", "app", "model", "provider", "failed")
+ROLLUP_DIMENSIONS = ("bucket", "account_id", "key_id", "app", "model", "provider", "status")
 ROLLUP_INT_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                    "reasoning_tokens", "estimated", "input_cost_pusd", "output_cost_pusd", "cache_cost_pusd",
                    "unit_cost_pusd", "total_cost_pusd", "latency_n", "ttft_n", "gen_tokens")
@@ -151,7 +151,7 @@ def _rollup_table(name: str) -> Table:
         Column("app", String(200), nullable=False, server_default=""),
         Column("model", String(200), nullable=False, server_default=""),
         Column("provider", String(100), nullable=False, server_default=""),
-        Column("failed", Boolean, nullable=False),  # status >= 400
+        Column("status", Integer, nullable=False),  # HTTP status
         *[Column(c, BigInteger, nullable=False, server_default="0") for c in ROLLUP_INT_SUMS],
         *[Column(c, Float, nullable=False, server_default="0") for c in ROLLUP_FLOAT_SUMS],
         PrimaryKeyConstraint(*ROLLUP_DIMENSIONS, name=f"pk_{name}"),

@@ -73,6 +73,8 @@ def conditions(f: UsageFilter) -> list[ColumnElement[bool]]:
         out.append(t.c.status >= ERRORS_FROM)
     elif f.status is not None:
         out.append(t.c.status == int(f.status))
+        if int(f.status) >= 400:  # implied, but SQLite only uses the partial index on errors when told
+            out.append(t.c.status >= ERRORS_FROM)
     return out
 
 

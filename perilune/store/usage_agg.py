@@ -4,17 +4,18 @@ p50/p95/p99), tokens per second; grouped by app, model, provider, key, account, 
 How it stays fast on millions of records:
 
 - Sums come from the rollups (daily and hourly sums per account, key, app, model, provider and
-  success/failure, written with the records in one transaction): whole days from the daily table,
-  the hours around them from the hourly one. They cost the number of rollup rows in range, not the
+  HTTP status, written with the records in one transaction): whole days from the daily table, the
+  hours around them from the hourly one. They cost the number of rollup rows in range, not the
   number of requests. The time range is therefore aligned to whole UTC hours (``from`` rounded down,
-  ``to`` up); the response says which range was used. A filter on an exact status code cannot be
-  answered from rollups and scans the records instead.
-- Percentiles need the individual values. PostgreSQL computes them exactly with ``percentile_cont``.
-  SQLite has no percentile aggregate, and ranking millions of values is what must not happen: it
-  reads every matching value when the range holds at most ``SAMPLE_ROWS`` records, otherwise a
-  uniform sample of about ``SAMPLE_ROWS`` of them (records whose ``sample`` key, crc32(id) % 1024, is
-  below a threshold, read through a covering index), so at most about that many values (two floats
-  and the group key per record) reach Python, where they are ranked per group (percentile_cont).
+  ``to`` up); the response says which range was used. Rollups are kept after the records they sum
+  are deleted by retention (``retention_rollups_days``), so long-range totals outlive the log.
+- Percentiles need the individual values, and ranking millions of them per query is what must not
+  happen. Both databases rank every matching value when the range holds at most ``SAMPLE_ROWS``
+  records, otherwise a uniform sample of about ``SAMPLE_ROWS`` of them: the records whose ``sample``
+  key (crc32(id) % 1024) is below a threshold, read through a covering index. PostgreSQL ranks them
+  with ``percentile_cont`` (exact over 1M records took 1.8-2.4 s; bench/usage_scale.py); SQLite has no
+  percentile aggregate, so at most about that many values (two floats and the group key per record)
+  reach Python, where they are ranked per group the same way (linear interpolation).
   With 30,000 sampled records the standard error of the rank of p99 is about 0.06 percentile points
   overall; small groups in a large range get fewer samples (the response reports
   ``percentiles.method`` and how many values were ranked).
@@ -87,7 +88,6 @@ class Aggregate:
     group_by: tuple[str, ...]
     start: float | None
     end: float | None
-    source: str  # "rollups" | "records"
     percentile_method: str  # "exact" | "sample"
     percentile_rows: int  # values ranked per metric (all matching, or the sample)
 
@@ -142,8 +142,12 @@ def _rollup_conditions(r: sa.Table, f: UsageFilter, start: float | None, end: fl
                        (r.c.key_id, f.key_id)):
         if value is not None:
             out.append(col == value)
-    if f.status in ("ok", "error"):
-        out.append(r.c.failed.is_(f.status == "error"))
+    if f.status == "ok":
+        out.append(r.c.status < 400)
+    elif f.status == "error":
+        out.append(r.c.status >= 400)
+    elif f.status is not None:
+        out.append(r.c.status == int(f.status))
     return out
 
 
@@ -185,7 +189,7 @@ def _sums_rollup_table(conn: sa.Connection, r: sa.Table, f: UsageFilter, start: 
                        end: float | None, dims: tuple[str, ...], sqlite: bool) -> list[AggRow]:
     g = _dims(dims, sqlite, r)
     s = sa.func.sum
-    q = sa.select(*g, s(r.c.requests), s(sa.case((r.c.failed, r.c.requests), else_=0)),
+    q = sa.select(*g, s(r.c.requests), s(sa.case((r.c.status >= 400, r.c.requests), else_=0)),
                   *(s(r.c[c]) for c in ("input_tokens", "output_tokens", "cache_read_tokens",
                                         "cache_write_tokens", "reasoning_tokens", "estimated")),
                   *(s(r.c[f"{c}_cost_pusd"]) for c in _COST),
@@ -205,21 +209,28 @@ def _add(a: AggRow, b: AggRow) -> AggRow:
     return a
 
 
-def _sums_records(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ...], sqlite: bool) -> list[AggRow]:
-    t = usage_records
-    g = _dims(dims, sqlite)
-    s, z = sa.func.sum, sa.func.coalesce
-    generated = sa.and_(t.c.generation_ms > 0, t.c.output_tokens > 0)
-    q = sa.select(*g, sa.func.count(), s(sa.case((t.c.status >= 400, 1), else_=0)),
-                  *(s(z(t.c[c], 0)) for c in ("input_tokens", "output_tokens", "cache_read_tokens",
-                                              "cache_write_tokens", "reasoning_tokens")),
-                  s(sa.case((t.c.estimated, 1), else_=0)), *(s(z(t.c[f"{c}_cost_pusd"], 0)) for c in _COST),
-                  s(z(t.c.latency_ms, 0)), sa.func.count(t.c.latency_ms), s(z(t.c.ttft_ms, 0)),
-                  sa.func.count(t.c.ttft_ms), s(sa.case((generated, t.c.output_tokens), else_=0)),
-                  s(sa.case((generated, t.c.generation_ms), else_=0))).where(*conditions(f))
-    if g:
-        q = q.group_by(*g)
-    return [_agg_row(dims, tuple(row)) for row in conn.execute(q) if row[len(g)]]
+def _errors_index(f: UsageFilter) -> str | None:
+    """Without statistics SQLite prefers an index that saves the GROUP BY sort over the small partial
+    index on errors; a filter on error statuses should read that index."""
+    if f.status == "error" or (f.status is not None and f.status.isdigit() and int(f.status) >= 400):
+        return "ix_usage_errors_time"
+    return None
+
+
+def _fetch(conn: sa.Connection, q: Any, index: str | None) -> list[tuple[Any, ...]]:
+    """Run a select over usage_records on SQLite, through ``index`` when given (INDEXED BY, which
+    SQLAlchemy does not render for SQLite), returning plain tuples."""
+    compiled = q.compile(dialect=conn.dialect)
+    sql = compiled.string
+    if index:
+        sql = sql.replace("FROM usage_records", f"FROM usage_records INDEXED BY {index}", 1)
+    params = tuple(compiled.params[name] for name in (compiled.positiontup or ()))
+    cur = conn.connection.cursor()  # plain tuples: the values can be many, the per-row cost matters
+    try:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 def _agg_row(dims: tuple[str, ...], row: tuple[Any, ...]) -> AggRow:
@@ -248,19 +259,28 @@ def _key(dims: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # ---- percentiles ----------------------------------------------------------------------------------
 
-def _percentiles_pg(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ...], col: Any
-                    ) -> dict[tuple[Any, ...], dict[float, float]]:
+def _percentiles_pg(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ...], plan: SamplePlan
+                    ) -> tuple[Percentiles, Percentiles]:
+    """percentile_cont of latency and TTFT per group, computed by PostgreSQL over every matching record
+    or, for a large range, over the same uniform sample as on SQLite (nulls are ignored)."""
+    t = usage_records
     g = _dims(dims, False)
     ps: ColumnElement[Any] = sa.literal_column(f"ARRAY[{','.join(map(str, PERCENTILES))}]::float8[]")
-    q = sa.select(*g, sa.func.percentile_cont(ps).within_group(col)).where(*conditions(f), col.isnot(None))
+    q = sa.select(*g, sa.func.percentile_cont(ps).within_group(t.c.latency_ms),
+                  sa.func.percentile_cont(ps).within_group(t.c.ttft_ms)).where(*conditions(f))
+    if plan.sampled:
+        q = q.where(t.c.sample < plan.threshold)
     if g:
         q = q.group_by(*g)
-    out = {}
+    lat, ttft = {}, {}
+    n = len(g)
     for row in conn.execute(q):
-        values = row[len(g)]
-        if values:
-            out[_key(dims, tuple(row[:len(g)]))] = dict(zip(PERCENTILES, map(float, values), strict=True))
-    return out
+        k = _key(dims, tuple(row[:n]))
+        if row[n]:
+            lat[k] = dict(zip(PERCENTILES, map(float, row[n]), strict=True))
+        if row[n + 1]:
+            ttft[k] = dict(zip(PERCENTILES, map(float, row[n + 1]), strict=True))
+    return lat, ttft
 
 
 def _percentiles_sqlite(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ...], plan: SamplePlan
@@ -272,20 +292,9 @@ def _percentiles_sqlite(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ..
     q = sa.select(*g, t.c.latency_ms, t.c.ttft_ms).where(*conditions(f))
     if plan.use_index:  # "sample IN (0..k)" lets SQLite seek each key, then the account, then the time
         q = q.where(sa.text(f"usage_records.sample IN ({','.join(map(str, range(plan.threshold)))})"))
-    compiled = q.compile(dialect=conn.dialect)
-    sql = compiled.string
-    if plan.use_index:
-        sql = sql.replace("FROM usage_records", "FROM usage_records INDEXED BY ix_usage_sample", 1)
-    params = tuple(compiled.params[name] for name in (compiled.positiontup or ()))
     values: dict[tuple[Any, ...], tuple[list[float], list[float]]] = {}
     n = len(g)
-    cur = conn.connection.cursor()  # plain tuples: the values are many, the per-row cost matters
-    try:
-        cur.execute(sql, params)
-        fetched = cur.fetchall()
-    finally:
-        cur.close()
-    for row in fetched:
+    for row in _fetch(conn, q, "ix_usage_sample" if plan.use_index else _errors_index(f)):
         k = _key(dims, tuple(row[:n])) if n else ()
         got = values.get(k)
         if got is None:
@@ -341,8 +350,8 @@ def sample_plan(conn: sa.Connection, f: UsageFilter, matched: int, sqlite: bool)
         in_scope = sum(r.requests for r in _sums_rollups(conn, scope, (), sqlite))
     if in_scope * threshold / SAMPLE_SPACE <= MAX_SCAN:
         return SamplePlan(threshold, True)
-    if threshold >= SAMPLE_SPACE:
-        return SamplePlan(SAMPLE_SPACE, False)
+    if threshold >= SAMPLE_SPACE or (_errors_index(f) and matched <= MAX_SCAN):
+        return SamplePlan(SAMPLE_SPACE, False)  # every match, through the filter's own index
     return SamplePlan(max(1, math.floor(SAMPLE_SPACE * MAX_SCAN / in_scope)), True)
 
 
@@ -357,21 +366,15 @@ def aggregate(db: Database, f: UsageFilter, group_by: tuple[str, ...] = (), *, p
               ) -> Aggregate:
     f = aligned(f)
     sqlite = db.is_sqlite
-    use_rollups = f.status is None or f.status in ("ok", "error")
-    t = usage_records
     with db.engine.connect() as conn:
-        rows = (_sums_rollups if use_rollups else _sums_records)(conn, f, group_by, sqlite)
+        rows = _sums_rollups(conn, f, group_by, sqlite)
         total = sum(r.requests for r in rows)
         method, ranked = "exact", total
         if percentiles and rows:
-            if sqlite:
-                plan = sample_plan(conn, f, total, sqlite)
-                if plan.sampled:
-                    method, ranked = "sample", round(total * plan.threshold / SAMPLE_SPACE)
-                lat, ttft = _percentiles_sqlite(conn, f, group_by, plan)
-            else:
-                lat = _percentiles_pg(conn, f, group_by, t.c.latency_ms)
-                ttft = _percentiles_pg(conn, f, group_by, t.c.ttft_ms)
+            plan = sample_plan(conn, f, total, sqlite)
+            if plan.sampled:
+                method, ranked = "sample", round(total * plan.threshold / SAMPLE_SPACE)
+            lat, ttft = (_percentiles_sqlite if sqlite else _percentiles_pg)(conn, f, group_by, plan)
             for r in rows:
                 k = tuple(r.group[d] for d in group_by)
                 r.latency_p = lat.get(k, {})
@@ -381,4 +384,4 @@ def aggregate(db: Database, f: UsageFilter, group_by: tuple[str, ...] = (), *, p
                                       for d, v in r.group.items()))
     else:
         rows.sort(key=lambda r: (-r.requests, tuple(str(v) for v in r.group.values())))
-    return Aggregate(rows, group_by, f.start, f.end, "rollups" if use_rollups else "records", method, ranked)
+    return Aggregate(rows, group_by, f.start, f.end, method, ranked)

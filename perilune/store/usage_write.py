@@ -26,6 +26,7 @@ ROLLUP_GRAINS = ((tables.usage_rollups, HOUR_S), (tables.usage_rollups_daily, DA
 Row = dict[str, Any]
 
 _RECORD_COLUMNS = frozenset(c.name for c in tables.usage_records.columns)
+_NULLABLE = tuple(c.name for c in tables.usage_records.columns if c.nullable)
 
 
 def bucket_of(t: float, size: float = HOUR_S) -> float:
@@ -41,6 +42,8 @@ def sample_of(record_id: str) -> int:
 def normalize(row: Row) -> Row:
     """Fill the columns added after a row was spooled by an older version; drop unknown keys."""
     out = {k: v for k, v in row.items() if k in _RECORD_COLUMNS}
+    for c in _NULLABLE:
+        out.setdefault(c, None)
     if not out.get("model"):
         out["model"] = out.get("model_served") or out.get("model_requested") or ""
     if "sample" not in out:
@@ -66,7 +69,7 @@ def rollup_deltas(rows: Iterable[Row], size: float = HOUR_S) -> list[Row]:
     acc: dict[tuple[Any, ...], Row] = {}
     for r in rows:
         key = (bucket_of(r["created_at"], size), r["account_id"] or "", r["key_id"] or "", r["app"] or "",
-               r["model"] or "", r["provider"] or "", r["status"] >= 400)
+               r["model"] or "", r["provider"] or "", int(r["status"]))
         d = acc.get(key)
         if d is None:
             d = dict(zip(tables.ROLLUP_DIMENSIONS, key, strict=True))
@@ -92,7 +95,7 @@ def rollup_deltas(rows: Iterable[Row], size: float = HOUR_S) -> list[Row]:
         if gen and r.get("output_tokens"):
             d["gen_ms"] += gen
             d["gen_tokens"] += r["output_tokens"]
-    return [acc[k] for k in sorted(acc, key=lambda k: (k[0], *k[1:6], int(k[6])))]
+    return [acc[k] for k in sorted(acc)]
 
 
 _SUMS = tables.ROLLUP_INT_SUMS + tables.ROLLUP_FLOAT_SUMS
@@ -131,7 +134,7 @@ def insert_batch(db: Database, rows: list[Row], payloads: list[Row] | None = Non
 
 
 def _insert_if_all_new(db: Database, rows: list[Row], payloads: list[Row] | None) -> int | None:
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # rows spooled by older versions may lack some
     unknown = set(cols) - _RECORD_COLUMNS
     if unknown:
         raise ValueError(f"usage row has unknown columns: {sorted(unknown)}")
@@ -170,6 +173,13 @@ def ping(db: Database) -> None:
     """Raise unless the database answers."""
     with db.engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
+
+
+def optimize(db: Database) -> None:
+    """SQLite: refresh the planner's statistics where they are stale (cheap; recommended periodically)."""
+    if db.is_sqlite:
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA optimize")
 
 
 # ---- retention -------------------------------------------------------------------------------------

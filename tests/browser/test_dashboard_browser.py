@@ -144,4 +144,5 @@ def test_phone_width(browser: Any, gw: Gateway, artifacts: Path) -> None:
         page.goto(gw.url + path)
         no_sideways_scroll(page)
         page.screenshot(path=str(artifacts / f"dashboard-{name}-390.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"dashboard-{name}-390-top.png"))  # the first screen
     assert page.errors == []

@@ -104,6 +104,12 @@ def test_pages_are_scoped_to_the_signed_in_account(gw: Gateway) -> None:
     assert analytics.count('<svg class="chart"') == 3 and "<rect" in analytics
     balance = me.get("/dashboard/balance").text
     assert "topup" in balance and "Low-balance alerts" in balance
+    saved = me.post("/dashboard/balance/alerts", data={"csrf": csrf(balance), "thresholds": "1000, 2.5",
+                                                        "webhook_url": "https://hooks.example/perilune"})
+    assert saved.status_code == 200 and "Alert settings saved." in saved.text
+    assert 'value="1000, 2.5"' in saved.text and "https://hooks.example/perilune" in saved.text
+    bad = me.post("/dashboard/balance/alerts", data={"csrf": csrf(balance), "thresholds": "lots"})
+    assert bad.status_code == 400
 
 
 def test_keys_are_created_and_revoked_with_csrf(gw: Gateway) -> None:
@@ -138,4 +144,5 @@ def test_keys_are_created_and_revoked_with_csrf(gw: Gateway) -> None:
     other = httpx.post(gw.url + "/admin/accounts", headers=admin, json={"name": "elsewhere"}).json()["id"]
     theirs = httpx.post(gw.url + "/admin/keys", headers=admin, json={"account_id": other}).json()
     assert c.post(f"/dashboard/keys/{theirs['id']}/revoke", data={"csrf": token}).status_code == 404
-    assert httpx.get(gw.v1 + "/usage/records", headers={"Authorization": f"Bearer {theirs['key']}"}).status_code == 200
+    still = httpx.get(gw.v1 + "/usage/records", headers={"Authorization": f"Bearer {theirs['key']}"})
+    assert still.status_code == 200

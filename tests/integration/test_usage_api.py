@@ -117,6 +117,9 @@ def test_errors_and_fallbacks_are_recorded(gw: Gateway) -> None:
     assert sorted(a["provider"] for a in rec["route"]) == ["backup", "sim"]
     assert all(a["status"] == 502 and a["error"] for a in rec["route"])
     assert rec["provider"] == rec["route"][-1]["provider"]
+    # client-controlled values longer than their column are cut, never a batch the database refuses
+    r = chat(gw, gw.key, {"model": "sim-gpt", "messages": MSG}, **{"X-App-ID": "a" * 300})
+    assert wait_record(gw, r.headers["x-request-id"])["app"] == "a" * 200
 
 
 def test_observability_stores_payloads_only_when_asked(gw: Gateway) -> None:
@@ -214,7 +217,7 @@ def test_filters_pagination_and_aggregates_match_records(gw: Gateway) -> None:
     t_from = min(r["created_at"] for r in pages)
     res = httpx.get(gw.v1 + "/usage/aggregate", headers=h(gw.key),
                     params={"app": app, "group_by": "provider", "from": str(t_from)}).json()
-    assert res["from"] is not None and res["source"] == "rollups" and res["percentiles"]["method"] == "exact"
+    assert res["from"] is not None and res["percentiles"]["method"] == "exact"
     for g in res["data"]:
         recs = [r for r in pages if r["provider"] == g["group"]["provider"]]
         lat = [r["latency_ms"] for r in recs]

@@ -35,9 +35,12 @@ class Proxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._open = False
         self.restore()
 
     def restore(self) -> None:
+        with self._lock:
+            self._open = True
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", self.port))
@@ -50,6 +53,7 @@ class Proxy:
             self._listener.close()
             self._listener = None
         with self._lock:
+            self._open = False  # a connection accepted just now is closed as soon as it is registered
             for c in self._conns:
                 with contextlib.suppress(OSError):
                     c.shutdown(socket.SHUT_RDWR)
@@ -68,6 +72,10 @@ class Proxy:
                 client.close()
                 continue
             with self._lock:
+                if not self._open:
+                    client.close()
+                    upstream.close()
+                    continue
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -160,7 +168,10 @@ base_url = "{sim_url}/v1"
         assert ready.json()["usage_spool_bytes"] > 0
         proxy.restore()
         wait_all()  # replayed once the database answers
-        assert httpx.get(url + "/ready").status_code == 200
+        deadline = time.monotonic() + 5  # /ready caches its answer for a second
+        while httpx.get(url + "/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         proxy.cut()
         send(12)
         stop(gw)  # shut down during the outage: pending usage is spooled, not lost

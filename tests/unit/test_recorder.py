@@ -221,3 +221,19 @@ async def test_payload_bytes_bound_the_queue(db: Database, tmp_path: Path,
     with db.engine.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(tables.usage_payloads)).scalar_one()
     assert n == 100
+
+
+async def test_a_row_the_database_refuses_is_set_aside(db: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    rec = UsageRecorder(db, spool, batch_size=50, flush_s=0.02)
+    await rec.start()
+    good = [to_row((outcome(i), "k", "a", "app", None)) for i in range(5)]
+    bad = {**to_row((outcome(99), "k", "a", "app", None)), "status": None}  # NOT NULL: refused for its data
+    assert rec._store([*good[:2], bad, *good[2:]], []) == 5
+    assert sorted(ids_in(db)) == sorted(r["id"] for r in good)
+    rejected = [orjson.loads(line) for line in rec.rejected_path.read_bytes().splitlines()]
+    assert [x["r"]["id"] for x in rejected] == [bad["id"]] and "NOT NULL" in rejected[0]["error"]
+    # the writer keeps going: later records are written, nothing is spooled for replay
+    rec.record(outcome(100), "k", "a", "app")
+    await rec.stop()
+    assert outcome(100).request_id in ids_in(db) and rec.db_ok and not list(spool.glob("usage-*"))

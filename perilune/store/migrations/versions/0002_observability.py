@@ -12,7 +12,7 @@ Revises: 0001
   led by it lets SQLite rank a bounded sample for percentiles of very large ranges.
 - ``usage_payloads``: request and response bodies of observed requests, one row per record id.
 - ``usage_rollups`` / ``usage_rollups_daily``: hourly / daily sums per (account, key, app, model,
-  provider, failed), written in the same transaction as the records they count; aggregates read them
+  provider, status), written in the same transaction as the records they count; aggregates read them
   instead of scanning the log. Backfilled here from the records already present.
 - Indexes serve newest-first listing with cursor pagination on (created_at, id), the filters of the
   query API and the dashboard, and retention deletes by time.
@@ -31,7 +31,7 @@ INT_SUMS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "c
             "reasoning_tokens", "estimated", "input_cost_pusd", "output_cost_pusd", "cache_cost_pusd",
             "unit_cost_pusd", "total_cost_pusd", "latency_n", "ttft_n", "gen_tokens")
 FLOAT_SUMS = ("latency_sum_ms", "ttft_sum_ms", "gen_ms")
-DIMENSIONS = ("bucket", "account_id", "key_id", "app", "model", "provider", "failed")
+DIMENSIONS = ("bucket", "account_id", "key_id", "app", "model", "provider", "status")
 SAMPLE_INDEX = ("sample", "account_id", "created_at", "status", "app", "model", "provider", "key_id",
                 "latency_ms", "ttft_ms")
 RECORD_INDEXES = {
@@ -84,7 +84,7 @@ def upgrade() -> None:
             sa.Column("app", sa.String(200), nullable=False, server_default=""),
             sa.Column("model", sa.String(200), nullable=False, server_default=""),
             sa.Column("provider", sa.String(100), nullable=False, server_default=""),
-            sa.Column("failed", sa.Boolean, nullable=False),
+            sa.Column("status", sa.Integer, nullable=False),
             *[sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in INT_SUMS],
             *[sa.Column(name, sa.Float, nullable=False, server_default="0") for name in FLOAT_SUMS],
             sa.PrimaryKeyConstraint(*DIMENSIONS, name=f"pk_{table}"),
@@ -94,14 +94,14 @@ def upgrade() -> None:
         op.execute(
             f"INSERT INTO {table} ({', '.join(DIMENSIONS + INT_SUMS + FLOAT_SUMS)}) "
             f"SELECT {bucket}, coalesce(account_id, ''), coalesce(key_id, ''), app, model, provider, "
-            "status >= 400, count(*), "
+            "status, count(*), "
             + ", ".join(f"coalesce(sum({c}), 0)" for c in INT_SUMS[1:6])
             + ", sum(CASE WHEN estimated THEN 1 ELSE 0 END), "
             + ", ".join(f"coalesce(sum({c}), 0)" for c in INT_SUMS[7:12])
             + ", count(latency_ms), count(ttft_ms), 0, "
             "coalesce(sum(latency_ms), 0), coalesce(sum(ttft_ms), 0), 0 "
             f"FROM usage_records GROUP BY {bucket}, coalesce(account_id, ''), coalesce(key_id, ''), app, "
-            "model, provider, status >= 400")
+            "model, provider, status")
 
 
 def downgrade() -> None:

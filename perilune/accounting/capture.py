@@ -122,10 +122,50 @@ def _text(value: Any, max_bytes: int) -> str | None:
     return orjson.dumps({"truncated": True, "size_bytes": len(data), "preview": preview}).decode()
 
 
+class MessageCapture:
+    """Assembles an Anthropic event stream (native passthrough) into the message it describes."""
+
+    def __init__(self) -> None:
+        self.message: JSON = {"type": "message", "role": "assistant", "content": []}
+        self._json: dict[int, list[str]] = {}
+
+    def feed(self, ev: JSON) -> None:
+        typ = ev.get("type")
+        if typ == "message_start" and isinstance(ev.get("message"), dict):
+            self.message = {**ev["message"], "content": []}
+        elif typ == "content_block_start" and isinstance(ev.get("content_block"), dict):
+            self.message["content"].append(dict(ev["content_block"]))
+        elif typ == "content_block_delta" and self.message["content"]:
+            index = int(ev.get("index") or 0)
+            blocks = self.message["content"]
+            block = blocks[min(index, len(blocks) - 1)]
+            d = ev.get("delta") or {}
+            if d.get("type") == "text_delta":
+                block["text"] = str(block.get("text") or "") + str(d.get("text") or "")
+            elif d.get("type") == "thinking_delta":
+                block["thinking"] = str(block.get("thinking") or "") + str(d.get("thinking") or "")
+            elif d.get("type") == "input_json_delta":
+                self._json.setdefault(index, []).append(str(d.get("partial_json") or ""))
+        elif typ == "message_delta":
+            self.message.update({k: v for k, v in (ev.get("delta") or {}).items() if v is not None})
+            if isinstance(ev.get("usage"), dict):
+                self.message["usage"] = ev["usage"]
+
+    def result(self) -> JSON:
+        for index, parts in self._json.items():
+            if index < len(self.message["content"]):
+                text = "".join(parts)
+                try:
+                    self.message["content"][index]["input"] = orjson.loads(text) if text else {}
+                except orjson.JSONDecodeError:
+                    self.message["content"][index]["input"] = text
+        return self.message
+
+
 def payload_row(o: Outcome, max_bytes: int) -> dict[str, Any]:
     """The ``usage_payloads`` row of a captured request; each side capped at ``max_bytes``."""
     resp = o.payload_response
-    if isinstance(resp, StreamCapture):
+    if isinstance(resp, StreamCapture | MessageCapture):
         resp = resp.result()
     if o.error_type and not (isinstance(resp, dict) and "error" in resp):
         error = {"status": o.status, "type": o.error_type}

@@ -52,6 +52,8 @@ async def messages(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), MessagesRequest)
     o = ctx.outcome
     o.model_requested, o.stream = req.model, bool(req.stream)
+    if req.observability:  # store the request and the assembled response with the usage record
+        o.capture, o.payload_request = True, raw
     native, chat = _native(ctx, MESSAGES, raw)
     prompt_estimate = estimate.chat_prompt_tokens(chat or raw)
     o.estimate_in, o.estimate_out = prompt_estimate, req.max_tokens  # what the accountant reserves
@@ -72,6 +74,8 @@ async def messages(ctx: Ctx) -> web.StreamResponse:
         msg = to_anthropic_message(result.body, message_id(o))
         output = estimate.chat_output_tokens(result.body)
     settle(o, d, result.usage or estimated_usage(prompt_estimate, output))
+    if o.capture:
+        o.payload_response = msg
     return _json(ctx, render_message(msg, o))
 
 

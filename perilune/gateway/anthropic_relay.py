@@ -18,6 +18,7 @@ import orjson
 
 from perilune._sse import encode_event
 from perilune.accounting import estimate
+from perilune.accounting.capture import MessageCapture, StreamCapture
 from perilune.accounting.pricing import usd_number
 from perilune.errors import PeriluneError
 from perilune.gateway.pipeline import Stream, settle
@@ -79,12 +80,17 @@ async def relay_converted(write: Write, stream: Stream, outcome: Outcome, *, pro
     d = stream.deployment
     enc = EventEncoder()
     texts: list[str] = []
+    capture = StreamCapture() if outcome.capture else None  # "observability": the assembled output
+    if capture is not None:
+        outcome.payload_response = capture
     await write(_event(*enc.start(message_id(outcome), d.upstream_model, {"provider": outcome.provider})))
     try:
         async for chunk in stream.chunks:
             if outcome.ttft_ms is None:
                 outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000.0
             texts.append(estimate.chunk_output_text(chunk))
+            if capture is not None:
+                capture.feed(chunk)
             for name, payload in enc.feed(chunk):
                 await write(_event(name, payload))
     except PeriluneError as e:
@@ -103,6 +109,9 @@ async def relay_native(write: Write, stream: Stream, outcome: Outcome, *, prompt
     decoder = stream.decoder
     texts: list[str] = []
     settled = stopped = False
+    capture = MessageCapture() if outcome.capture else None  # "observability": true
+    if capture is not None:
+        outcome.payload_response = capture
 
     def fallback_usage() -> Usage:
         if isinstance(decoder, AnthropicNativeDecoder):
@@ -127,6 +136,8 @@ async def relay_native(write: Write, stream: Stream, outcome: Outcome, *, prompt
                 settled = True
             elif typ == "message_stop":
                 stopped = True
+            if capture is not None:
+                capture.feed(ev)
             await write(_event(typ, ev))
     except PeriluneError as e:
         if not settled:

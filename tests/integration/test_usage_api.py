@@ -278,3 +278,34 @@ def test_json_logs_with_request_ids(start_gateway: StartGateway, capfd: pytest.C
     assert access[0]["status"] == 200 and access[0]["model"] == "sim-gpt"
     assert g.key not in err and g.admin_key not in err
 
+
+
+def test_observability_on_messages_native_and_translated(start_gateway: StartGateway) -> None:
+    import anthropic
+
+    gw = start_gateway("""
+simulator = "never"
+[[providers]]
+name = "sim"
+base_url = "{sim_url}/v1"
+[[providers]]
+name = "sim-anthropic"
+type = "anthropic"
+base_url = "{sim_url}"
+""")
+    client = anthropic.Anthropic(base_url=gw.url, api_key=gw.key, max_retries=0)
+    for model in ("sim-claude", "sim-gpt"):  # native passthrough, then translated
+        raw = client.messages.with_raw_response.create(model=model, max_tokens=20, messages=MSG,
+                                                       extra_body={"observability": True})
+        rec = wait_record(gw, raw.headers["x-request-id"])
+        assert rec["observability"] is True and rec["payload"]["request"]["messages"] == MSG
+        text = raw.parse().content[0].text  # type: ignore[union-attr]
+        assert rec["payload"]["response"]["content"][0]["text"] == text
+        with client.messages.stream(model=model, max_tokens=20, messages=MSG,
+                                    extra_body={"observability": True}) as s:
+            streamed = "".join(s.text_stream)
+            rid = s.response.headers["x-request-id"]
+        out = wait_record(gw, rid)["payload"]["response"]
+        got = "".join(b.get("text", "") for b in out["content"]) if "content" in out else \
+            out["choices"][0]["message"]["content"]
+        assert got == streamed

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,13 @@ class Services:
     models_json: bytes = b"[]"
     openapi_json: bytes = b"{}"
     ready: bool = False
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work that must finish but need not delay a response (drained at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
     metrics: Metrics | None = None
     retention: Retention | None = None
 
@@ -185,6 +193,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     async def cleanup(app: web.Application) -> None:
         s = app[SERVICES]
         s.ready = False
+        if s.background:  # settlements still in flight write their usage records before the flush
+            await asyncio.wait(s.background, timeout=10)
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

@@ -101,6 +101,12 @@ async def _settle(services: Services, outcome: Outcome) -> None:
         log.error("could not settle request %s: %s", outcome.request_id, e.message)
 
 
+async def _settle_and_record(services: Services, outcome: Outcome, p: Principal | None, app_id: str) -> None:
+    await _settle(services, outcome)
+    if p is not None:
+        services.recorder.record(outcome, p.key_id, p.account_id, app_id)
+
+
 def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler], Callable[[web.Request],
                                                                                          Awaitable[web.StreamResponse]]]:
     """Wrap a route. ``auth``: "key" (any valid key), "admin", or "none"."""
@@ -132,13 +138,18 @@ def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler
                                       dialect, outcome.request_id)
             finally:
                 p = ctx.principal
-                if outcome.ticket is not None:
-                    await _settle(services, outcome)
-                if p is not None and auth == "key" and outcome.model_requested:
-                    if outcome.latency_ms is None:
-                        outcome.latency_ms = (time.perf_counter() - outcome.started) * 1000.0
-                    services.recorder.record(outcome, p.key_id, p.account_id,
-                                             request.headers.get("X-App-ID") or "unknown")
+                recorded = p is not None and auth == "key" and bool(outcome.model_requested)
+                if outcome.latency_ms is None:
+                    outcome.latency_ms = (time.perf_counter() - outcome.started) * 1000.0
+                app_id = request.headers.get("X-App-ID") or "unknown"
+                if outcome.ticket is not None and services.accountant.limiter.remote:
+                    # a Redis round trip: settle (then record) after the response, not before it
+                    services.spawn(_settle_and_record(services, outcome, p if recorded else None, app_id))
+                else:
+                    if outcome.ticket is not None:
+                        await _settle(services, outcome)
+                    if recorded and p is not None:
+                        services.recorder.record(outcome, p.key_id, p.account_id, app_id)
 
         handler.__name__ = fn.__name__
         return handler

@@ -41,13 +41,13 @@ class Provider:
 
     def forwarded(self, client_headers: Mapping[str, str]) -> dict[str, str]:
         """The client headers this provider is configured to receive."""
+        exact = {r for r in self.forward_headers if not r.endswith("*")}
+        prefixes = tuple(r[:-1] for r in self.forward_headers if r.endswith("*"))
         out = {}
         for name, value in client_headers.items():
             low = name.lower()
-            for rule in self.forward_headers:
-                if low == rule or (rule.endswith("*") and low.startswith(rule[:-1])):
-                    out[name] = value
-                    break
+            if low in exact or (prefixes and low.startswith(prefixes)):
+                out[name] = value
         return out
 
     @property

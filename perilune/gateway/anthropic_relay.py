@@ -19,9 +19,9 @@ import orjson
 from perilune._sse import encode_event
 from perilune.accounting import estimate
 from perilune.accounting.capture import MessageCapture, StreamCapture
-from perilune.accounting.pricing import usd_number
 from perilune.errors import PeriluneError
 from perilune.gateway.pipeline import Stream, settle
+from perilune.gateway.relay import extend_usage
 from perilune.providers.anthropic import AnthropicNativeDecoder
 from perilune.schema.canonical import JSON, Outcome, Usage
 from perilune.schema.convert import EventEncoder
@@ -38,19 +38,7 @@ def usage_json(outcome: Outcome, upstream: JSON | None = None) -> JSON:
     out["cache_creation_input_tokens"] = u.cache_write_tokens
     out["cache_read_input_tokens"] = u.cache_read_tokens
     out["output_tokens"] = u.output_tokens
-    c = outcome.cost
-    if c is not None:
-        out["input_cost_usd"] = usd_number(c.input_usd)
-        out["output_cost_usd"] = usd_number(c.output_usd)
-        out["cache_input_cost_usd"] = usd_number(c.cache_usd)
-        if c.unit_usd:
-            out["unit_cost_usd"] = usd_number(c.unit_usd)
-        out["total_cost_usd"] = usd_number(c.total_usd)
-    out["latency_ms"] = round(outcome.latency_ms or 0.0, 3)
-    out["ttft_ms"] = round(outcome.ttft_ms, 3) if outcome.ttft_ms is not None else None
-    if u.estimated:
-        out["estimated"] = True
-    return out
+    return extend_usage(out, outcome, u)
 
 
 def render_message(msg: JSON, outcome: Outcome) -> bytes:

@@ -35,6 +35,12 @@ def usage_json(outcome: Outcome, upstream: JSON | None = None) -> JSON:
             out["prompt_tokens_details"] = {"cached_tokens": u.cache_read_tokens}
         if u.reasoning_tokens:
             out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
+    return extend_usage(out, outcome, u)
+
+
+def extend_usage(out: JSON, outcome: Outcome, u: Usage) -> JSON:
+    """perilune's additions to a usage object, in either dialect: cost parts, timings, and whether the
+    counts are estimated or covered by the free tier."""
     c = outcome.cost
     if c is not None:
         out["input_cost_usd"] = usd_number(c.input_usd)

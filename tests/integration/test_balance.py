@@ -97,6 +97,10 @@ def test_free_tier_before_balance(start_gateway: StartGateway) -> None:
     u = r.usage.model_dump()  # type: ignore[union-attr]
     assert u["free_tokens"] == u["total_tokens"] > 0
     assert Decimal(str(balance(poor)["balance_usd"])) == 0
+    # the Anthropic dialect shows the same
+    m = httpx.post(poor.url + "/v1/messages", headers={"x-api-key": poor.key, "anthropic-version": "2023-06-01"},
+                   json={"model": "sim-free", "max_tokens": 10, "messages": MSG}).json()
+    assert m["usage"]["free_tokens"] == m["usage"]["input_tokens"] + m["usage"]["output_tokens"] > 0
     time.sleep(0.6)
     assert balance(poor)["spend_today_usd"] == "0"
 

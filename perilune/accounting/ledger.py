@@ -64,12 +64,20 @@ class Accountant:
         await self.limiter.close()
 
     async def _loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.refresh_s)
             try:
                 await self.refresh()
-            except Exception:
-                log.warning("ledger refresh failed; retrying", exc_info=True)
+            except Exception as e:  # the database (or Redis) is away: say so once, keep retrying
+                if not failing:
+                    log.warning("ledger refresh failed (%s: %s); retrying quietly until it works",
+                                e.__class__.__name__, str(e).splitlines()[0][:200] if str(e) else "")
+                failing = True
+            else:
+                if failing:
+                    log.info("ledger refresh works again")
+                failing = False
 
     async def refresh(self) -> None:
         """Pick up changed account settings and apply new ledger entries to the hot counters."""

@@ -79,12 +79,18 @@ class KeyCache:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.refresh_s)
             try:
                 await self.refresh()
-            except Exception:  # the database may be briefly away; keep serving from the cache
-                log.warning("key refresh failed; serving from cache", exc_info=True)
+            except Exception as e:  # the database may be briefly away; keep serving from the cache
+                if not failing:
+                    log.warning("key refresh failed (%s); serving from the cache until it works",
+                                e.__class__.__name__)
+                failing = True
+            else:
+                failing = False
 
     async def refresh(self) -> None:
         started = time.time()

@@ -15,8 +15,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from perilune.store import tables
-
 
 def engine_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -64,19 +62,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-    def insert_usage(self, rows: list[dict[str, Any]]) -> None:
-        """Insert usage records; rows already present (same id) are skipped, so replays are safe."""
-        if not rows:
-            return
-        # A plain driver-level executemany: SQLAlchemy's statement compilation per batch cost three
-        # times the insert itself (47 vs 15 us/row measured on SQLite).
-        cols = list(rows[0])
-        unknown = set(cols) - set(tables.usage_records.c.keys())
-        if unknown:
-            raise ValueError(f"usage row has unknown columns: {sorted(unknown)}")
-        ph = "?" if self.is_sqlite else "%s"
-        sql = (f"INSERT INTO usage_records ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))}) "
-               "ON CONFLICT (id) DO NOTHING")
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])

@@ -25,9 +25,9 @@ import orjson
 
 from perilune._http import status_error
 from perilune._sse import SSEEvent
-from perilune.errors import Unsupported, UpstreamError, UpstreamUnavailable
+from perilune.errors import Unsupported, UpstreamError
 from perilune.providers.anthropic_request import to_anthropic
-from perilune.providers.base import CHAT, Provider, Result, UpstreamRequest
+from perilune.providers.base import CHAT, Provider, Result, UpstreamRequest, load_object
 from perilune.schema.canonical import JSON, Usage
 
 # Native operations: only this adapter supports them (see perilune.gateway.pipeline.Native).
@@ -65,18 +65,6 @@ def openai_usage(u: Usage) -> JSON:
     if u.reasoning_tokens:
         out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
     return out
-
-
-def _loads(data: bytes | str, name: str, what: str) -> JSON:
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamUnavailable(f"{name} sent a malformed {what}: {data[:120]!r}",
-                                  code="upstream_malformed") from None
-    if not isinstance(obj, dict):
-        raise UpstreamUnavailable(f"{name} sent a {what} that is not a JSON object",
-                                  code="upstream_malformed")
-    return obj
 
 
 def _error_parts(obj: Any) -> tuple[str, str]:
@@ -136,7 +124,7 @@ class _Decoder:
         self._start_usage: JSON = {}
 
     def _event(self, event: SSEEvent) -> JSON:
-        obj = _loads(event.data, self.name, "stream event")
+        obj = load_object(event.data, self.name, "stream event")
         if event.event == "error" or obj.get("type") == "error":
             raise stream_error(self.name, obj)
         return obj
@@ -278,7 +266,7 @@ class AnthropicAdapter:
         return UpstreamRequest("POST", url, headers, orjson.dumps(body), stream=stream)
 
     def parse(self, op: str, body: bytes, content_type: str) -> Result:
-        obj = _loads(body, "upstream", "response body")
+        obj = load_object(body, "upstream", "response body")
         if op == COUNT_TOKENS:
             return Result(obj, None)
         raw_usage = obj.get("usage")

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from perilune._sse import SSEEvent
-from perilune.errors import UpstreamError
+from perilune.errors import UpstreamError, UpstreamUnavailable
 from perilune.schema.canonical import JSON, Usage
 from perilune.settings import Timeouts
 
@@ -65,6 +67,18 @@ class Upload:
     filename: str
     content_type: str
     data: bytes
+
+
+def load_object(data: bytes | str, name: str, what: str) -> JSON:
+    """An upstream's JSON object (a body or a stream event); anything else is a 502 naming the sender."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamUnavailable(f"{name} sent a malformed {what}: {data[:120]!r}",
+                                  code="upstream_malformed") from None
+    if not isinstance(obj, dict):
+        raise UpstreamUnavailable(f"{name} sent a {what} that is not a JSON object", code="upstream_malformed")
+    return obj
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ import orjson
 from perilune._http import status_error
 from perilune._sse import SSEEvent
 from perilune.errors import UpstreamUnavailable
-from perilune.providers.base import Result
+from perilune.providers.base import Result, load_object
 from perilune.schema.canonical import JSON, Usage
 
 FINISH = {
@@ -32,17 +32,6 @@ FINISH = {
     "IMAGE_SAFETY": "content_filter",
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
 }
-
-
-def _loads(body: bytes | str, name: str, what: str = "a body") -> dict[str, Any]:
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamUnavailable(f"{name} sent {what} that is not JSON (malformed): {body[:120]!r}",
-                                  code="upstream_malformed") from None
-    if not isinstance(obj, dict):
-        raise UpstreamUnavailable(f"{name} sent JSON that is not an object", code="upstream_malformed")
-    return obj
 
 
 def error_info(body: bytes | dict[str, Any]) -> tuple[str, str | None, str | None]:
@@ -142,7 +131,7 @@ def _blocked(obj: dict[str, Any]) -> bool:
 
 
 def parse_chat(body: bytes) -> Result:
-    obj = _loads(body, "gemini")
+    obj = load_object(body, "gemini", "response body")
     choices = []
     for pos, cand in enumerate(obj.get("candidates") or ()):
         text, thought, calls = split_parts((cand.get("content") or {}).get("parts"))
@@ -169,7 +158,7 @@ def parse_chat(body: bytes) -> Result:
 
 
 def parse_embeddings(body: bytes) -> Result:
-    obj = _loads(body, "gemini")
+    obj = load_object(body, "gemini", "response body")
     items = obj.get("embeddings")
     if not isinstance(items, list):
         raise UpstreamUnavailable("gemini sent an embeddings answer without 'embeddings'",
@@ -201,7 +190,7 @@ class GeminiStreamDecoder:
     def feed(self, event: SSEEvent) -> list[JSON]:
         if not event.data.strip():
             return []
-        obj = _loads(event.data, self.name, "a stream event")
+        obj = load_object(event.data, self.name, "stream event")
         err = obj.get("error")
         if err is not None:
             message, _, retry = error_info(obj)

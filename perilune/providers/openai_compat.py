@@ -16,7 +16,7 @@ import orjson
 
 from perilune._http import status_error
 from perilune._sse import SSEEvent
-from perilune.errors import UpstreamError, UpstreamUnavailable
+from perilune.errors import UpstreamError
 from perilune.providers.base import (
     CHAT,
     COMPLETIONS,
@@ -27,6 +27,7 @@ from perilune.providers.base import (
     Result,
     Upload,
     UpstreamRequest,
+    load_object,
 )
 from perilune.schema.canonical import JSON, Usage
 from perilune.schema.openai import PERILUNE_FIELDS
@@ -70,14 +71,7 @@ class OpenAIStreamDecoder:
         if data == "[DONE]":
             self.done = True
             return []
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamUnavailable(f"{self.name} sent a malformed stream chunk: {data[:120]!r}",
-                                      code="upstream_malformed") from None
-        if not isinstance(obj, dict):
-            raise UpstreamUnavailable(f"{self.name} sent a stream chunk that is not an object",
-                                      code="upstream_malformed")
+        obj = load_object(data, self.name, "stream chunk")
         if event.event == "error" or "error" in obj:
             err = obj.get("error", obj)
             msg = err.get("message") if isinstance(err, dict) else str(err)
@@ -146,14 +140,7 @@ class OpenAICompatAdapter:
                                orjson.dumps(body), stream=stream)
 
     def parse(self, op: str, body: bytes, content_type: str) -> Result:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamUnavailable(f"upstream returned a body that is not JSON: {body[:120]!r}",
-                                      code="upstream_malformed") from None
-        if not isinstance(obj, dict):
-            raise UpstreamUnavailable("upstream returned JSON that is not an object",
-                                      code="upstream_malformed")
+        obj = load_object(body, "upstream", "response body")
         raw_usage = obj.get("usage")
         usage = Usage.from_openai(raw_usage) if isinstance(raw_usage, dict) else None
         if op == IMAGES:

@@ -203,14 +203,23 @@ def sim(
     ttft_ms: Annotated[float, typer.Option(help="Stream: delay before the first chunk.")] = 0.0,
     tokens_per_s: Annotated[float, typer.Option(help="Stream pacing (0 = unlimited).")] = 0.0,
     chunks: Annotated[int | None, typer.Option(help="Content chunks per stream.")] = None,
-    fault: Annotated[str | None, typer.Option(help="Inject a fault into every request.")] = None,
+    chunk_delay_ms: Annotated[float, typer.Option(help="Stream: fixed delay between chunks.")] = 0.0,
+    output_tokens: Annotated[int, typer.Option(help="Completion length when max_tokens is absent.")] = 16,
+    fault: Annotated[str | None, typer.Option(help="Inject a fault into every request (429, 500, 503, 529, "
+                                              "hang, drop, malformed, error-event, timeout-first-byte).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Require this key, as each provider does.")] = None,
 ) -> None:
     """Run the provider simulator (OpenAI, Anthropic and Gemini wire formats)."""
     from perilune.sim import SimConfig
     from perilune.sim.app import run as run_sim
+    from perilune.sim.common import FAULTS
 
+    if fault is not None and fault not in FAULTS:
+        err.print(f"[red]error:[/red] --fault must be one of {', '.join(sorted(FAULTS))}, got {fault!r}")
+        raise typer.Exit(2)
     run_sim(host, port, SimConfig(latency_ms=latency_ms, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s,
-                                  chunks=chunks, fault=fault))
+                                  chunks=chunks, chunk_delay_ms=chunk_delay_ms, output_tokens=output_tokens,
+                                  fault=fault, api_key=api_key))
 
 
 @app.command("check-config")

@@ -97,9 +97,6 @@ class Accountant:
         self._since = started
 
     # ---- request path ----
-    def limits(self, account_id: str) -> AccountSettings | None:
-        return self._accounts.get(account_id)
-
     async def _load_balance(self, account_id: str) -> tuple[int, list[str]]:
         return await asyncio.to_thread(self.store.balance_snapshot, account_id)
 

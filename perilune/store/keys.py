@@ -56,9 +56,6 @@ class KeyRecord:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
 
-    def usable(self, now: float) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "account_id": self.account_id, "name": self.name, "prefix": self.prefix,
                 "role": self.role, "created_at": self.created_at, "expires_at": self.expires_at,

@@ -33,7 +33,7 @@ import orjson
 
 from perilune.accounting.catalog import ModelInfo
 from perilune.accounting.pricing import MILLION, to_pico
-from perilune.errors import InvalidRequest, PeriluneError
+from perilune.errors import InvalidRequest, LimitsUnavailable, PeriluneError
 from perilune.limits.base import MIN_FLEXIBLE_OUT, NO_LIMITS, Ask, Limiter, Limits, Ticket
 from perilune.schema.canonical import Cost, Usage
 
@@ -149,8 +149,31 @@ class Billing:
             free_model=model.id if free else None, free_quota=model.free_max_tokens if free else 0,
             enforce_balance=self.accountant.enforce_balance,
         )
-        ticket = await self.limiter.admit(ask, self.accountant.load_balance)
+        ticket = await self._admit(ask)
         return Reservation(ticket, ticket.out_tokens if generates else 0, model)
+
+    async def _admit(self, ask: Ask) -> Ticket:
+        """Admission that cannot leak: a client hanging up while Redis answers, or a reply lost to a
+        timeout, leaves a reservation that is released as soon as it is known (or by its id)."""
+        if not self.limiter.remote:
+            return await self.limiter.admit(ask, self.accountant.load_balance)
+        task = asyncio.ensure_future(self.limiter.admit(ask, self.accountant.load_balance))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._release_orphan)
+            raise
+        except LimitsUnavailable:
+            # the script may have run before the connection broke: release by id, once Redis is back
+            self._outbox.append((Ticket(ask, 0, 0, False, 0), 0, 0))
+            raise
+
+    def _release_orphan(self, task: asyncio.Task[Ticket]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        t = asyncio.get_running_loop().create_task(self._settle(task.result(), 0, 0))
+        self._pending.add(t)
+        t.add_done_callback(self._pending.discard)
 
     def charge(self, res: Reservation | None, usage: Usage | None, cost: Cost | None) -> Charge:
         """What the request is charged: its cost, never more than was reserved, nothing when free."""

@@ -197,9 +197,9 @@ class Lifecycle:
         return self.reservation
 
     def account(self, usage: Usage) -> None:
-        """The usage is known: cost and charge follow, once."""
+        """The usage is known (or has grown, while a stream runs): cost and charge follow."""
         s = self.served
-        if s.usage is not None or self.opened is None:
+        if self.opened is None or s.usage is usage:
             return
         s.usage = usage
         if self.opened.decoder is not None:
@@ -229,7 +229,8 @@ class Lifecycle:
             await resp.prepare(self.request)
             await relay_stream(opened.items(), encoder, self.served, resp.write, self.tally,
                                lambda: self.account(self._partial_usage()),
-                               lambda: decoder is not None and decoder.usage is not None)
+                               lambda: decoder is not None and decoder.usage is not None
+                               and decoder.usage is not self.served.usage)
             self.account(self._partial_usage())
             await resp.write(encoder.finish(self.served))
             await resp.write_eof()

@@ -123,8 +123,12 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
             finally:
                 await lc.finish()
                 if access_log.isEnabledFor(logging.INFO):
-                    access_log.info("%s %s %d %.1fms", request.method, request.path, lc.status,
-                                    (time.perf_counter() - lc.started) * 1000.0)
+                    ms = round((time.perf_counter() - lc.started) * 1000.0, 1)
+                    access_log.info("%s %s %d %.1fms", request.method, request.path, lc.status, ms, extra={
+                        "fields": {"method": request.method, "path": request.path, "status": lc.status,
+                                   "duration_ms": ms, "app": lc.app_id,
+                                   "model": lc.served.model or lc.model_requested or None,
+                                   "provider": lc.served.provider or None}})
 
         handler.__name__ = fn.__name__
         return handler

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from perilune.accounting import estimate
@@ -173,8 +174,9 @@ class Lifecycle:
                                             output_tokens=_output_estimate(result.body, opened.native),
                                             estimated=True))
             body = encoder.body(result.body, s)
-            if self.capture:
-                self.payload_response = result.body
+            if self.capture:  # the response as the client got it
+                self.payload_response = orjson.loads(body) if encoder.body_type == "application/json" \
+                    else body.decode("utf-8", "replace")
             return web.Response(body=body, headers={"Content-Type": encoder.body_type,
                                                     "x-request-id": self.request_id, **extra,
                                                     **encoder.headers(s)})
@@ -300,10 +302,12 @@ class Lifecycle:
 
     def event(self) -> UsageEvent:
         s, p = self.served, self.principal
+        last = self.attempts[-1] if self.attempts else None  # nothing served: name what failed last
         charged = s.charged_pusd if s.charged_pusd is not None else (0 if self.reservation else None)
         return UsageEvent(
             request_id=self.request_id, started_wall=s.started_wall, dialect=self.dialect, endpoint=self.endpoint,
-            model_requested=self.model_requested, model_served=s.model, provider=s.provider, status=self.status,
+            model_requested=self.model_requested, model_served=s.model or (last.model if last else ""),
+            provider=s.provider or (last.provider if last else ""), status=self.status,
             error_type=self.error_type, usage=s.usage, cost=s.cost, ttft_ms=s.ttft_ms, latency_ms=s.latency_ms,
             stream=self.stream, route=tuple(self.attempts), charged_pusd=charged,
             free_tokens=s.free_tokens if s.usage is not None else None,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from perilune.errors import PayloadTooLarge, PeriluneError
+from perilune.errors import PayloadTooLarge, PeriluneError, ServerShuttingDown
 from perilune.gateway.auth import Principal
 from perilune.gateway.lifecycle import Lifecycle
 from perilune.gateway.pipeline import Call
@@ -112,6 +112,12 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
                 lc.fail(e)
                 return error_response(e, dialect, request_id)
             except asyncio.CancelledError:
+                if lc.shutting_down and (task := asyncio.current_task()) is not None:
+                    task.uncancel()  # the server ended it while stopping: say so, in the client's dialect
+                    err = ServerShuttingDown("The server is shutting down; the request was ended before an "
+                                             "upstream answered.")
+                    lc.fail(err)
+                    return error_response(err, dialect, request_id)
                 if lc.status == 200:
                     lc.status, lc.error_type = 499, "client_closed_request"
                 raise

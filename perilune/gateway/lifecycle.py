@@ -47,7 +47,8 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 
 
 class Streams:
-    """The streams open in this process, so that shutdown can end them properly."""
+    """The generation requests in flight in this process (streams above all), so that shutdown can let
+    them finish for a grace period and then end them properly."""
 
     def __init__(self) -> None:
         self.open: set[Lifecycle] = set()
@@ -64,13 +65,14 @@ class Streams:
             self.idle.set()
 
     async def close(self, grace_s: float) -> None:
-        """Let open streams finish for ``grace_s``; then end each with an error event in its dialect."""
+        """Let requests in flight finish for ``grace_s``; then end each: a stream with an error event in
+        its dialect, a request still waiting for its upstream with a 503 ``server_shutdown``."""
         if self.open:
-            log.info("waiting up to %.0f s for %d open streams", grace_s, len(self.open))
+            log.info("waiting up to %.0f s for %d requests in flight", grace_s, len(self.open))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.idle.wait(), grace_s)
         if self.open:
-            log.warning("ending %d streams still open after the grace period", len(self.open))
+            log.warning("ending %d requests still in flight after the grace period", len(self.open))
             for lc in list(self.open):
                 lc.stop_for_shutdown()
             try:
@@ -158,6 +160,15 @@ class Lifecycle:
         self.model_requested = self.model_requested or call.model
         self.stream = call.stream
         self.served.prompt_tokens = call.prompt_tokens
+        self._task = asyncio.current_task()
+        self.streams.add(self)
+        try:
+            return await self._serve(call, pick, headers)
+        finally:
+            self.streams.discard(self)
+
+    async def _serve(self, call: Call, pick: PickEncoder, headers: Mapping[str, str] | None
+                     ) -> web.StreamResponse:
         opened = await self.pipeline.open(call, lambda m: self._reserve(call, m), self.attempts, self.started,
                                           self.request.headers)
         self.opened = opened
@@ -224,8 +235,6 @@ class Lifecycle:
 
     async def _stream(self, opened: Opened, encoder: Encoder, extra: dict[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": self.request_id, **extra})
-        self._task = asyncio.current_task()
-        self.streams.add(self)
         decoder = opened.decoder
         try:
             await resp.prepare(self.request)
@@ -256,7 +265,6 @@ class Lifecycle:
                 raise  # a bug: the route wrapper logs it and records a 500
             self.status, self.error_type = 499, "client_closed_request"
         finally:
-            self.streams.discard(self)
             if self.capture:
                 cap = encoder.capture()
                 self.payload_response = cap if cap is not None else self.payload_response

@@ -162,9 +162,16 @@ def _watch(engine: Engine, timeout_s: float) -> None:
     dog = _Watchdog()
     grace = timeout_s + 1.0  # the server-side statement_timeout answers first when the server can
 
-    @sa.event.listens_for(engine, "checkout")
-    def _checkout(dbapi_conn: Any, _rec: Any, _proxy: Any) -> None:
-        dog.arm(dbapi_conn, grace)  # covers the pre-ping
+    ping = engine.dialect.do_ping
+
+    def watched_ping(dbapi_conn: Any) -> bool:  # the pool's pre-ping on checkout has no event of its own
+        dog.arm(dbapi_conn, grace)
+        try:
+            return bool(ping(dbapi_conn))
+        finally:
+            dog.disarm(dbapi_conn)
+
+    engine.dialect.do_ping = watched_ping  # type: ignore[method-assign,assignment]
 
     @sa.event.listens_for(engine, "checkin")
     def _checkin(dbapi_conn: Any, _rec: Any) -> None:

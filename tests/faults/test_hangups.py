@@ -1,0 +1,72 @@
+"""Clients that hang up: ~50 concurrent streams in both dialects with most clients closing mid-stream (a),
+and Anthropic-dialect clients closing before ``message_delta`` (h). A hang-up is recorded as one
+(499) and charged for what was generated."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.cluster import Cluster
+from tests.faults.invariants import Verdict, check_all, check_lowest, watch_ledger
+from tests.faults.load import Driver, Result, Spec
+
+pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
+
+PACED = (("x-sim-chunk-delay-ms", "20"), ("x-sim-output-tokens", "40"))  # ~0.8 s per stream
+
+
+def check_hangups(results: list[Result], v: Verdict) -> None:
+    """Each hung-up stream: recorded as a client hang-up (499), charged what was generated (> 0, = cost)."""
+    wrong = []
+    for r in results:
+        rec = v.records.get(r.request_id or "")
+        if not r.hung_up or rec is None:
+            continue
+        if rec["status"] != 499 or not rec["output_tokens"] or not rec["charged_pusd"]:
+            wrong.append(f"{r.request_id} [{r.spec.kind}] after {r.chunks} chunks: record status {rec['status']} "
+                         f"({rec['error_type']}), output_tokens {rec['output_tokens']}, cost "
+                         f"{rec['total_cost_pusd']}, charged {rec['charged_pusd']}")
+    if wrong:
+        v.fail(f"{len(wrong)} of {sum(r.hung_up for r in results)} hung-up streams not recorded as a paid hang-up "
+               f"(499, charged > 0): " + "; ".join(wrong[:8]))
+    unfinished = [r for r in results if r.spec.stream and not r.hung_up and r.status == 200 and not r.done]
+    if unfinished:
+        v.fail(f"{len(unfinished)} streams the client read to the end did not end properly: "
+               + "; ".join(str(r) for r in unfinished[:8]))
+
+
+def mix_a(i: int) -> Spec:
+    dialect = "openai" if i % 2 == 0 else "anthropic"
+    model = "sim-claude" if i % 4 == 1 else "sim-gpt"  # Anthropic dialect: native and translated
+    hangup = None if i % 3 == 0 else 1 + i % 5
+    if i % 10 == 9:
+        return Spec(dialect, model, max_tokens=64, sim=PACED, sdk=i % 20 == 19)
+    return Spec(dialect, model, stream=True, hangup_after=hangup, sdk=i % 7 == 0, max_tokens=64, sim=PACED)
+
+
+@pytest.mark.timeout(120)
+async def test_a_fifty_concurrent_streams_with_clients_hanging_up(calm: Cluster) -> None:
+    acct = calm.account("50", "hangups")
+    async with Driver([n.url for n in calm.live], acct.key) as driver, watch_ledger(calm, [acct]) as lowest:
+        results = await driver.run(mix_a, concurrency=50, count=300)
+    v = check_all(calm, results, [acct])
+    check_lowest(lowest, v)
+    check_hangups(results, v)
+    hung = sum(r.hung_up for r in results)
+    assert hung >= 100, f"the scenario itself is off: only {hung} clients hung up"
+    v.check()
+
+
+@pytest.mark.timeout(90)
+async def test_h_anthropic_client_hanging_up_before_message_delta_is_charged(calm: Cluster) -> None:
+    acct = calm.account("5", "anthropic-hangups")
+    slow = (("x-sim-chunk-delay-ms", "40"), ("x-sim-output-tokens", "30"))
+    specs = [Spec("anthropic", model, stream=True, hangup_after=k, sdk=sdk, max_tokens=100, sim=slow)
+             for model in ("sim-claude", "sim-gpt") for sdk in (False, True) for k in (1, 4)]
+    async with Driver([n.url for n in calm.live], acct.key) as driver:
+        results = [await driver.send(s, i % 2) for i, s in enumerate(specs)]
+    for r in results:
+        assert r.hung_up and "message_delta" not in r.events, f"not a hang-up before message_delta: {r} {r.events}"
+    v = check_all(calm, results, [acct])
+    check_hangups(results, v)
+    v.check()

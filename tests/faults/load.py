@@ -128,8 +128,8 @@ class Driver:
                     await self._raw(spec, res)
         except TimeoutError:
             res.error = res.error or f"TimeoutError: no end within {spec.timeout_s} s"
-        except (httpx.HTTPError, openai.APIError, anthropic.APIError, OSError) as e:
-            res.error = f"{e.__class__.__name__}: {e}"
+        except Exception as e:  # any transport failure (the SDKs bring their own httpx) is a result, kept
+            res.error = f"{e.__class__.__module__}.{e.__class__.__name__}: {e}"
         res.ended = time.monotonic()
         self.results.append(res)
         return res
@@ -219,6 +219,8 @@ class Driver:
         except openai.APIStatusError as e:
             res.status, res.request_id = e.status_code, e.response.headers.get("x-request-id")
             res.code = e.code
+        except (openai.APIConnectionError, openai.APIResponseValidationError) as e:
+            res.error = f"{e.__class__.__name__}: {e} ({e.__cause__!r})"
         except openai.APIError as e:  # an in-stream error event
             res.error_event = {"error": {"message": e.message, "code": e.code}}
 
@@ -248,6 +250,8 @@ class Driver:
         except anthropic.APIStatusError as e:
             res.status, res.request_id = e.status_code, e.response.headers.get("x-request-id")
             res.code = _error_code(e.response.content)
+        except (anthropic.APIConnectionError, anthropic.APIResponseValidationError) as e:
+            res.error = f"{e.__class__.__name__}: {e} ({e.__cause__!r})"
         except anthropic.APIError as e:
             res.error_event = {"type": "error", "error": {"message": e.message}}
 

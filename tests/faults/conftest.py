@@ -22,7 +22,7 @@ def grace_config() -> str:
     return f"{GRACE_FIELD} = {GRACE_S}\n" if GRACE_FIELD else ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone before the next module's clusters empty the Redis database
 def calm(sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with cluster(sim_url, tmp_path_factory.mktemp("calm")) as c:
         yield c

@@ -18,7 +18,7 @@ from tests.faults.load import Driver, Spec
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
-HOLD_S = 8.0
+HOLD_S = 6.0
 
 
 def mix(i: int) -> Spec:
@@ -75,7 +75,7 @@ async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeClu
     v = Verdict()
     async with Driver([n.url for n in c.live], acct.key) as driver:
         # phase 1: a silent database while serving, then only new connections get through
-        load = asyncio.create_task(driver.run(mix, concurrency=8, duration_s=HOLD_S + 6))
+        load = asyncio.create_task(driver.run(mix, concurrency=8, duration_s=HOLD_S + 4))
         await asyncio.sleep(2)
         await asyncio.to_thread(c.pg.hold)
         spooled, ready = await watch_spool(c, HOLD_S)

@@ -21,8 +21,9 @@ PACED = (("x-sim-chunk-delay-ms", "25"), ("x-sim-output-tokens", "16"))  # ~0.4 
 def mix(i: int) -> Spec:
     dialect = "openai" if i % 2 == 0 else "anthropic"
     model = "sim-claude" if i % 6 == 3 else "sim-gpt"
-    return Spec(dialect, model, stream=i % 3 != 0, sdk=i % 5 == 4, max_tokens=16, sim=PACED,
-                hangup_after=2 if i % 11 == 10 else None)
+    stream = i % 3 != 0
+    return Spec(dialect, model, stream=stream, sdk=i % 5 == 4, max_tokens=16, sim=PACED,
+                hangup_after=2 if stream and i % 11 == 10 else None)
 
 
 def check_refusals(results: list[Result], v: Verdict) -> None:
@@ -54,8 +55,8 @@ async def test_b_redis_cut_for_six_seconds_under_load(make_cluster: MakeCluster)
     c = make_cluster()
     acct = c.account("50", "redis-cut")
     async with Driver([n.url for n in c.live], acct.key) as driver, watch_ledger(c, [acct]) as lowest:
-        load = asyncio.create_task(driver.run(mix, concurrency=20, duration_s=14))
-        await asyncio.sleep(3)
+        load = asyncio.create_task(driver.run(mix, concurrency=20, duration_s=12))
+        await asyncio.sleep(2)
         await asyncio.to_thread(c.redis.cut)
         before = len(driver.results)
         await asyncio.sleep(6)
@@ -84,7 +85,7 @@ async def test_c_redis_flushed_mid_load_with_an_account_near_zero(make_cluster: 
             return Spec("openai" if i % 2 == 0 else "anthropic", "sim-gpt", stream=i % 3 != 0, sdk=i % 5 == 4,
                         max_tokens=16, sim=(("x-sim-chunk-delay-ms", "50"), ("x-sim-output-tokens", "16")))
 
-        load = asyncio.create_task(driver.run(near_zero, concurrency=8, duration_s=10))
+        load = asyncio.create_task(driver.run(near_zero, concurrency=8, duration_s=8))
         deadline = time.monotonic() + 8
         while sum(r.status == 200 for r in driver.results) < 12 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

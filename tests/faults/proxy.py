@@ -214,7 +214,7 @@ class FaultProxy:
                         dst.write_eof()
                     return
                 dst.write(data)
-                await dst.drain()
                 self.stats.bytes_forwarded += len(data)
+                await dst.drain()
         except (OSError, asyncio.IncompleteReadError):
             link.reset()

@@ -11,14 +11,16 @@ import time
 import httpx
 import pytest
 
-from tests.faults.cluster import Cluster
+from tests.faults.cluster import Cluster, settings_field
 from tests.faults.conftest import GRACE_S, MakeCluster, grace_config
 from tests.faults.invariants import Verdict, check_all, check_records, wait_records
 from tests.faults.load import Driver, Spec
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
-HOLD_S = 6.0
+HOLD_S = 7.0
+DB_TIMEOUT_FIELD = settings_field("database_timeout_s")
+DB_TIMEOUT = f"{DB_TIMEOUT_FIELD} = 3\n" if DB_TIMEOUT_FIELD else ""  # seconds: spooling starts well inside the hold
 
 
 def mix(i: int) -> Spec:
@@ -70,7 +72,7 @@ async def ready_again(c: Cluster, timeout_s: float, v: Verdict) -> None:
 
 @pytest.mark.timeout(200)
 async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeCluster) -> None:
-    c = make_cluster(top=grace_config())
+    c = make_cluster(top=grace_config() + DB_TIMEOUT)
     acct = c.account("50", "pg-silent")
     v = Verdict()
     async with Driver([n.url for n in c.live], acct.key) as driver:

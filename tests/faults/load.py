@@ -217,6 +217,9 @@ class Driver:
                         return
             res.done = True
         except openai.APIStatusError as e:
+            if res.status == 200:  # an error raised for an event in a stream that had begun
+                res.error_event = {"error": {"message": e.message, "code": e.code}}
+                return
             res.status, res.request_id = e.status_code, e.response.headers.get("x-request-id")
             res.code = e.code
         except (openai.APIConnectionError, openai.APIResponseValidationError) as e:
@@ -248,8 +251,12 @@ class Driver:
                 elif event.type == "message_stop":
                     res.done = True
         except anthropic.APIStatusError as e:
+            if res.status == 200:  # raised for an `event: error` in a stream that had begun
+                res.error_event = e.body if e.body is not None else {"type": "error", "error": {"message": e.message}}
+                return
             res.status, res.request_id = e.status_code, e.response.headers.get("x-request-id")
-            res.code = _error_code(e.response.content)
+            err = (e.body or {}).get("error") if isinstance(e.body, dict) else None
+            res.code = err.get("type") if isinstance(err, dict) else None
         except (anthropic.APIConnectionError, anthropic.APIResponseValidationError) as e:
             res.error = f"{e.__class__.__name__}: {e} ({e.__cause__!r})"
         except anthropic.APIError as e:

@@ -83,7 +83,10 @@ def test_bytes_flow_both_ways(echo_proxy: FaultProxy) -> None:
     with connect(echo_proxy) as s:
         payload = bytes(range(256)) * 1000
         assert echo(s, payload) == payload
-    assert echo_proxy.stats.bytes_forwarded >= 2 * len(payload)
+    deadline = time.monotonic() + 2  # the proxy's thread counts just after it forwards
+    while echo_proxy.stats.bytes_forwarded < 2 * len(payload) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert echo_proxy.stats.bytes_forwarded == 2 * len(payload)
 
 
 def test_cut_resets_open_connections_and_refuses_new_ones_until_healed(echo_proxy: FaultProxy) -> None:

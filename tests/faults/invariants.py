@@ -5,8 +5,9 @@
 3. a request that cost something was charged exactly that (charged_pusd == total_cost_pusd, never NULL)
    unless the free tier paid; a served request (HTTP 200) has a non-NULL charge;
 4. the ledger balance (ledger entries - charges) of every account is never negative;
-5. after ``perilune ledger check --repair`` the live balance (Redis, and /v1/balance on every live
-   gateway) equals the ledger balance, and stays equal.
+5. once the load is over the live balance in Redis comes to equal the ledger by itself (no settlement
+   lost, no reservation left behind); after ``perilune ledger check --repair`` the live balance (Redis,
+   and /v1/balance on every live gateway) equals the ledger balance, and stays equal.
 
 Failures are collected, not raised one by one, so that one run shows every broken promise.
 """
@@ -143,10 +144,28 @@ def check_ledger(cluster: Cluster, accounts: list[Account], v: Verdict, *, repai
                            f"{usd(api)}, ledger {usd(ledger)}")
 
 
+def check_converged(cluster: Cluster, accounts: list[Account], v: Verdict, timeout_s: float) -> None:
+    """Before any repair: the live balance in Redis comes to equal the ledger by itself once the load is
+    over (settlements kept through a fault are applied, reservations released: issue 8, item 3)."""
+    deadline = time.monotonic() + timeout_s
+    for a in accounts:
+        while True:
+            ledger, live = cluster.ledger_balance(a.id), cluster.redis_balance(a.id)
+            if live is None or live == ledger:
+                break
+            if time.monotonic() > deadline:
+                v.fail(f"account {a.id}: without a repair the live balance stays {usd(live)} against a ledger "
+                       f"balance of {usd(ledger)} (drift {usd(live - ledger)}) {timeout_s:.0f} s after the load: "
+                       "settlements lost or reservations never released")
+                break
+            time.sleep(0.25)
+
+
 def check_all(cluster: Cluster, results: list[Result], accounts: list[Account], *, max_no_response: int = 0,
-              repair: bool = True) -> Verdict:
+              repair: bool = True, converge_s: float = 10.0) -> Verdict:
     v = Verdict()
     check_records(cluster, results, v, max_no_response=max_no_response)
+    check_converged(cluster, accounts, v, converge_s)
     check_ledger(cluster, accounts, v, repair=repair)
     return v
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import orjson
 import psycopg
 import redis
 
-from tests.conftest import ADMIN_KEY, first_key, free_port, wait_http
+from tests.conftest import ADMIN_KEY, ARTIFACTS, first_key, free_port, wait_http
 from tests.faults.proxy import FaultProxy
 from tests.services import REDIS_URL, fresh_postgres, fresh_redis
 
@@ -35,6 +36,11 @@ def settings_field(*names: str) -> str | None:
     from perilune.settings import Settings
 
     return next((n for n in names if n in Settings.__struct_fields__), None)
+
+
+def utc() -> str:
+    """Wall-clock time as in the gateways' logs, for notes that tie a fault to their lines."""
+    return time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
 
 
 def usd(pico: int | None) -> str:
@@ -226,6 +232,16 @@ forward_headers = ["x-sim-*"]
             rows = conn.execute(f"SELECT {', '.join(cols)} FROM usage_records WHERE id = ANY(%s)", (ids,)).fetchall()
         return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
 
+    def sessions(self) -> str:
+        """The database's sessions as PostgreSQL sees them (state / wait), for failure messages: a session
+        whose client went silent mid-transaction stays open on the server, holding its locks."""
+        with self.sql() as conn:
+            rows = conn.execute("SELECT state, coalesce(wait_event_type, '-'), count(*), "
+                                "max(extract(epoch FROM now() - xact_start))::int FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                                "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+        return ", ".join(f"{n} {state} (wait {wait}, oldest transaction {age} s)" for state, wait, n, age in rows)
+
     def ledger_balance(self, account_id: str) -> int:
         """Top-ups (and other ledger entries) minus every recorded charge."""
         with self.sql() as conn:
@@ -298,3 +314,8 @@ def cluster(sim_url: str, base: Path, *, top: str = "", tables: str = "", nodes:
             yield c.start(nodes)
         finally:
             c.stop()
+            keep = ARTIFACTS / "faults"  # the gateways' logs outlive pytest's temporary directories
+            keep.mkdir(parents=True, exist_ok=True)
+            for node in c.nodes:
+                if node.log.exists():
+                    shutil.copyfile(node.log, keep / f"{base.name}-{node.name}.log")

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.faults.cluster import Cluster, settings_field
+from tests.faults.cluster import Cluster, settings_field, utc
 from tests.faults.conftest import GRACE_S, MakeCluster, grace_config
 from tests.faults.invariants import Verdict, check_all, check_records, wait_records
 from tests.faults.load import Driver, Spec
@@ -80,8 +80,10 @@ async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeClu
         load = asyncio.create_task(driver.run(mix, concurrency=8, duration_s=HOLD_S + 4))
         await asyncio.sleep(2)
         await asyncio.to_thread(c.pg.hold)
+        v.note(f"phase 1: PostgreSQL held at {utc()}")
         spooled, ready = await watch_spool(c, HOLD_S)
         await asyncio.to_thread(c.pg.heal_new_only)
+        v.note(f"phase 1: new connections only restored at {utc()}")
         await ready_again(c, 15.0, v)
         first = await load
         v.note(f"during the hold: largest spool {spooled} bytes; /ready answers {ready}")
@@ -95,9 +97,11 @@ async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeClu
             spooled_now = set().union(*(c.spooled_ids(n) for n in c.live))
             v.note(f"phase 1: of the {len(late)} answers without a record, {len(spooled_now & set(late))} are in a "
                    "spool file (spooled, not replayed); the others are nowhere on disk (still in a process)")
+            v.note(f"phase 1: database sessions now: {c.sessions()}")
 
         # phase 2: silent again, and SIGTERM to the first gateway while its records cannot be written
         await asyncio.to_thread(c.pg.hold)
+        v.note(f"phase 2: PostgreSQL held at {utc()}")
         gw0 = c.nodes[0]
         second = await driver.run(mix, concurrency=6, duration_s=3, nodes=[0])
     took = await asyncio.to_thread(gw0.sigterm, GRACE_S + 25)

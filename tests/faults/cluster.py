@@ -295,6 +295,16 @@ forward_headers = ["x-sim-*"]
                     ids.add(row["id"])
         return ids
 
+    def spooled_total(self) -> int:
+        """Records the live gateways say they spooled (their Prometheus counter), replayed or not."""
+        total = 0
+        for node in self.live:
+            r = httpx.get(node.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
+            for line in r.text.splitlines():
+                if line.startswith("perilune_usage_records_spooled_total "):
+                    total += int(float(line.split()[1]))
+        return total
+
     def spool_bytes(self) -> int:
         return sum(p.stat().st_size for n in self.nodes for p in (n.home / "spool").glob("*usage-*.jsonl*")
                    if not p.name.startswith("rejected"))

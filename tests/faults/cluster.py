@@ -5,6 +5,7 @@ gateways' HTTP API, the ``perilune`` CLI)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ from tests.conftest import ADMIN_KEY, ARTIFACTS, first_key, free_port, wait_http
 from tests.faults.proxy import FaultProxy
 from tests.services import REDIS_URL, fresh_postgres, fresh_redis
 
+log = logging.getLogger("faults")  # progress: pytest -o log_cli=true --log-cli-level=INFO
 PICO = 10**12
 BALANCE_KEY = "pl:bal:{account}"  # the live balance counter in Redis (perilune/limits/redis.py)
 
@@ -120,6 +122,7 @@ class Cluster:
         self.default = Account(account, key, 0)
         for i in range(nodes):
             self.start_node(f"gw{i}")
+        log.info("cluster up: %s", ", ".join(f"{n.name} on {n.port}" for n in self.nodes))
         return self
 
     def config_text(self) -> str:
@@ -277,6 +280,7 @@ forward_headers = ["x-sim-*"]
     def ledger_check(self, *, repair: bool) -> subprocess.CompletedProcess[str]:
         args = ["ledger", "check", *(["--repair"] if repair else []), "--config", str(self.config),
                 "--home", str(self.base / "setup")]
+        log.info("perilune %s", " ".join(args[:3]))
         return subprocess.run([sys.executable, "-m", "perilune", *args], capture_output=True, text=True,
                               env={**os.environ, **self.direct_env()}, timeout=60, check=False)
 

@@ -3,6 +3,7 @@ a factory for a cluster of a test's own (fresh database, emptied Redis database,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 from tests.faults.cluster import Cluster, cluster, settings_field
 
 MakeCluster = Callable[..., Cluster]
+
+for _name in ("httpx", "httpx2", "alembic", "perilune"):  # one line per request drowns the suite's progress
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 GRACE_FIELD = settings_field("shutdown_grace_s")
 # With a grace setting the suite sets it short; without, today's hard-coded aiohttp shutdown timeout.

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from tests.faults.cluster import Account, Cluster, usd
+from tests.faults.cluster import Account, Cluster, log, usd
 from tests.faults.load import Result, summary
 
 RECORDS_TIMEOUT_S = 25.0
@@ -73,7 +73,9 @@ def check_records(cluster: Cluster, results: list[Result], v: Verdict, *, max_no
     http500 = [r for r in answered if r.status == 500]
     if http500:
         v.fail(f"{len(http500)} responses with HTTP status 500: {_ids(http500)}")
+    log.info("waiting for the records of %d answers", len(answered))
     records = wait_records(cluster, [r.request_id for r in answered if r.request_id])
+    log.info("%d of %d records found", len(records), len(answered))
     v.records.update(records)
     missing = [r for r in answered if r.request_id not in records]
     served_missing = [r for r in missing if r.status == 200]

@@ -18,6 +18,8 @@ import httpx
 import openai
 import orjson
 
+from tests.faults.cluster import log
+
 PROMPT = "Count the sheep please"
 
 
@@ -285,7 +287,9 @@ class Driver:
                     return
                 mine.append(await self.send(mix(i), targets[i % len(targets)]))
 
+        log.info("load: %d in flight%s", concurrency, f" for {duration_s} s" if duration_s else "")
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        log.info("load done: %d requests", len(mine))
         return mine
 
 

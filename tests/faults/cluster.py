@@ -243,7 +243,11 @@ forward_headers = ["x-sim-*"]
                                 "max(extract(epoch FROM now() - xact_start))::int FROM pg_stat_activity "
                                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                                 "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
-        return ", ".join(f"{n} {state} (wait {wait}, oldest transaction {age} s)" for state, wait, n, age in rows)
+            stuck = conn.execute("SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND state = 'idle in transaction' "
+                                 "LIMIT 3").fetchall()
+        return (", ".join(f"{n} {state} (wait {wait}, oldest transaction {age} s)" for state, wait, n, age in rows)
+                + "".join(f"; idle in transaction after: {q}" for (q,) in stuck))
 
     def ledger_balance(self, account_id: str) -> int:
         """Top-ups (and other ledger entries) minus every recorded charge."""

@@ -121,7 +121,6 @@ def check_ledger(cluster: Cluster, accounts: list[Account], v: Verdict, *, repai
             v.fail(f"account {a.id}: ledger balance is negative: {usd(bal)} (credit {usd(a.credit_pusd)})")
     if not repair:
         return
-    time.sleep(1.0)  # settlements still being applied (an outbox after a Redis fault) land first
     out = cluster.ledger_check(repair=True)
     said = [ln.strip(" │╭╮╰╯─") for ln in (out.stdout + out.stderr).splitlines()]
     said = [ln for ln in said if ln]

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: serve test lint bench install clean
+.PHONY: serve test lint bench install clean faults
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check perilune tests bench
 	$(VENV)/bin/mypy perilune
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# the fault suite alone (tests/faults): two gateways behind fault proxies on PostgreSQL and Redis
+faults: $(VENV)/.installed-test
+	$(VENV)/bin/pytest tests/faults -m faults $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.run $(ARGS)

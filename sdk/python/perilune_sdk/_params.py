@@ -5,7 +5,6 @@ them against the gateway's ``/openapi.json``); :class:`RequestOptions` are per-c
 go into the body.
 """
 
-from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Required, TypedDict
@@ -104,7 +103,6 @@ class MessageCreateParams(_Routing, RequestOptions, total=False):
     tools: Sequence[JSONObject]
     tool_choice: JSONObject
     thinking: JSONObject
-    service_tier: str
 
 
 class CountTokensParams(RequestOptions, total=False):
@@ -114,6 +112,7 @@ class CountTokensParams(RequestOptions, total=False):
     tools: Sequence[JSONObject]
     tool_choice: JSONObject
     thinking: JSONObject
+    provider: str
 
 
 class ResponseCreateParams(_Routing, RequestOptions, total=False):

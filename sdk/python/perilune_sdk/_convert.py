@@ -88,8 +88,7 @@ def convert(tp: Any, value: Any, path: str = "$") -> Any:
     if tp is Decimal:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConversionError(f"{path}: expected an amount, got {value!r}")
-        exact = Decimal(repr(value) if isinstance(value, float) else str(value))
-        return Decimal(format(exact, "f")) if exact.is_finite() else exact  # 4E-8 -> 0.00000004
+        return Decimal(repr(value) if isinstance(value, float) else str(value))
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConversionError(f"{path}: expected a number, got {value!r}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 import httpx
 
@@ -30,8 +30,6 @@ from perilune_sdk.types import (
 )
 
 T = TypeVar("T")
-S = TypeVar("S", bound="Stream[object]")
-AS = TypeVar("AS", bound="AsyncStream[object]")
 
 
 class Stream(Generic[T]):
@@ -51,7 +49,7 @@ class Stream(Generic[T]):
         finally:
             self.response.close()
 
-    def until_done(self: S) -> S:
+    def until_done(self) -> Self:
         """Read the stream to its end (the items are dropped; usage and text are kept)."""
         for _ in self:
             pass
@@ -60,7 +58,7 @@ class Stream(Generic[T]):
     def close(self) -> None:
         self.response.close()
 
-    def __enter__(self: S) -> S:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -84,7 +82,7 @@ class AsyncStream(Generic[T]):
         finally:
             await self.response.aclose()
 
-    async def until_done(self: AS) -> AS:
+    async def until_done(self) -> Self:
         async for _ in self:
             pass
         return self
@@ -92,7 +90,7 @@ class AsyncStream(Generic[T]):
     async def close(self) -> None:
         await self.response.aclose()
 
-    async def __aenter__(self: AS) -> AS:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,

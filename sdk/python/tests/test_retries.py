@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -58,14 +59,15 @@ def flaky() -> Iterator[Flaky]:
     server.server_close()
 
 
-def _client(server: Flaky, **kw: int) -> Perilune:
-    return Perilune(api_key="k", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", app_id="app-1", **kw)
+def _client(server: Flaky, max_retries: int | None = None) -> Perilune:
+    return Perilune(api_key="k", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", app_id="app-1",
+                    max_retries=max_retries)
 
 
 def test_503_is_retried_after_its_retry_after(flaky: Flaky) -> None:
     flaky.failures = [(503, {"Retry-After": "1"})]
     with _client(flaky) as c:
-        assert c.balance.retrieve().balance_usd == p.types.Decimal("1.5")
+        assert c.balance.retrieve().balance_usd == Decimal("1.5")
     (_, t1, app1), (_, t2, app2) = flaky.seen
     assert t2 - t1 >= 1.0 and app1 == app2 == "app-1"
 

@@ -133,7 +133,8 @@ def test_usage_records_paginate_by_cursor(client: Perilune) -> None:
         client.chat.create(model="sim-gpt", messages=HI, app_id=app, max_tokens=4)
     records = wait_records(client, 5, app=app, page_size=2)
     assert len(records) == 5 and len({r.id for r in records}) == 5
-    assert [r.created_at for r in records] == sorted((r.created_at for r in records), reverse=True)
+    times = [r.created_at or 0.0 for r in records]
+    assert times == sorted(times, reverse=True)
     first = client.usage.records.list(app=app, limit=2)
     assert len(first.data) == 2 and first.has_more and first.next_cursor
     second = client.usage.records.list(app=app, limit=2, cursor=first.next_cursor)

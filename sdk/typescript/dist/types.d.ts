@@ -249,6 +249,7 @@ export interface ChatCompletionChunk {
     /** Only on the last chunk: the whole stream's tokens, cost and timings. */
     usage?: Usage | null;
     system_fingerprint?: string | null;
+    service_tier?: string | null;
     obfuscation?: string;
 }
 export interface Completion {

@@ -7,6 +7,7 @@ import {
   NotFoundError, Perilune, PeriluneError, RateLimitError, UpstreamRateLimitedError, UpstreamUnavailableError,
 } from "../src/index.js";
 import { HI, client, testbed, unique, waitRecords } from "./helpers.js";
+import { assertDeclared } from "./shapes.js";
 
 const c = client();
 
@@ -36,6 +37,8 @@ test("chat: cost and timings as typed fields", async () => {
   assert.equal(r.object, "chat.completion");
   assert.equal(r.provider, "sim");
   assert.ok(r.choices[0]?.message.content);
+  assertDeclared("ChatCompletion", r);
+  assertDeclared("Usage", r.usage);
   const u = r.usage;
   assert.equal(u.total_tokens, u.prompt_tokens + (u.completion_tokens ?? 0));
   assert.ok((u.total_cost_usd ?? 0) > 0 && typeof u.total_cost_usd === "number");
@@ -49,6 +52,7 @@ test("chat stream: typed chunks, then the final usage with cost", async () => {
   for await (const chunk of s) {
     n++;
     assert.equal(chunk.object, "chat.completion.chunk");
+    assertDeclared("ChatCompletionChunk", chunk);
     text += chunk.choices[0]?.delta.content ?? "";
   }
   assert.ok(n > 2 && text.length > 0);
@@ -73,16 +77,20 @@ test("appId per client and per call shows in the usage log", async () => {
 test("completions, embeddings, messages", async () => {
   const comp = await c.completions.create({ model: "sim-gpt", prompt: "Say hi", max_tokens: 5 });
   assert.equal(comp.usage.completion_tokens, 5);
+  assertDeclared("Completion", comp);
   const cs = await (await c.completions.stream({ model: "sim-gpt", prompt: "Say hi", max_tokens: 5 })).untilDone();
   assert.equal(cs.text, comp.choices[0]?.text);
   assert.equal(cs.usage?.total_cost_usd, comp.usage.total_cost_usd);
   const emb = await c.embeddings.create({ model: "sim-embed", input: ["one", "two"], dimensions: 4 });
   assert.equal(emb.data.length, 2);
+  assertDeclared("Embeddings", emb);
   assert.equal((emb.data[0]?.embedding as number[]).length, 4);
   const b64 = await c.embeddings.create({ model: "sim-embed", input: "one", dimensions: 4, encoding_format: "base64" });
   assert.equal(typeof b64.data[0]?.embedding, "string");
   const m = await c.messages.create({ model: "sim-claude", max_tokens: 32, messages: HI, system: "Be brief." });
   assert.equal(m.type, "message");
+  assertDeclared("Message", m);
+  assertDeclared("MessageUsage", m.usage);
   assert.ok((m.usage.total_cost_usd ?? 0) > 0);
   const ms = await c.messages.stream({ model: "sim-claude", max_tokens: 32, messages: HI });
   const kinds: string[] = [];
@@ -91,6 +99,7 @@ test("completions, embeddings, messages", async () => {
   assert.equal(kinds.at(-1), "message_stop");
   assert.equal(ms.text, m.content.map((b) => b.text ?? "").join(""));
   assert.ok(ms.usage && (ms.usage.total_cost_usd ?? 0) > 0 && ms.stopReason && ms.provider);
+  assertDeclared("MessageUsage", ms.usage);
   assert.ok((await c.messages.countTokens({ model: "sim-claude", messages: HI })).input_tokens > 0);
 });
 
@@ -99,6 +108,7 @@ test("models with input/output filters", async () => {
   const embed = await c.models.list({ output: ["embedding"] });
   const vision = await c.models.list({ input: ["text", "image"] });
   assert.ok(embed.length < every.length && embed.some((m) => m.id === "sim-embed"));
+  for (const m of every) assertDeclared("ModelInfo", m);
   assert.ok(embed.every((m) => m.outputModalities.includes("embedding")));
   assert.ok(vision.length > 0 && vision.every((m) => m.inputModalities.includes("image")));
   assert.equal((await c.models.retrieve("sim-gpt")).id, "sim-gpt");
@@ -108,6 +118,7 @@ test("models with input/output filters", async () => {
 test("balance and alert settings", async () => {
   const b = await c.balance.retrieve();
   assert.equal(b.currency, "USD");
+  assertDeclared("Balance", b);
   assert.ok(Number(b.balance_usd) > 0);
   const after = await c.balance.setAlerts({ thresholds_usd: ["5", "0.5"], webhook_url: "http://127.0.0.1:9/hook" });
   assert.deepEqual(after.alerts, { thresholds_usd: ["5", "0.5"], webhook_url: "http://127.0.0.1:9/hook" });
@@ -123,13 +134,18 @@ test("usage records paginate by cursor; aggregates", async () => {
   assert.equal(new Set(got).size, 5);
   const first = await c.usage.records.list({ app, limit: 2 });
   assert.ok(first.has_more && first.next_cursor);
+  assertDeclared("UsagePage", first);
+  for (const r of first.data) assertDeclared("UsageRecord", r);
   const second = await c.usage.records.list({ app, limit: 2, cursor: first.next_cursor });
   assert.ok(second.data.every((r) => !first.data.some((f) => f.id === r.id)));
   const one = await c.usage.records.retrieve(got[0]!);
+  assertDeclared("UsageRecord", one);
   assert.equal(one.usage.completion_tokens, 4);
   const agg = await c.usage.aggregate({ group_by: "app", app });
   assert.deepEqual(agg.data.map((r) => [r.group, r.requests, r.tokens.output]), [[{ app }, 5, 20]]);
   assert.ok(agg.data[0]!.cost_usd.total > 0);
+  assertDeclared("UsageAggregate", agg);
+  assertDeclared("AggregateRow", agg.data[0]);
 });
 
 test("typed errors: 400 with param, 401, 404", async () => {

@@ -110,7 +110,7 @@ def load(cls: type[T], data: Any, path: str = "$") -> T:
     known: set[str] = set()
     for name, key, tp in _fields(typing.cast(type, cls)):
         known.add(key)
-        if key in data:
+        if data.get(key) is not None:  # null: the field's default (None, or an empty value object)
             kwargs[name] = convert(tp, data[key], f"{path}.{key}")
     if _strict and not getattr(cls, "OPEN", False):
         unknown = sorted(set(data) - known)

@@ -17,6 +17,7 @@ from perilune_sdk._base import (
     MessageAccumulator,
     ResponseAccumulator,
 )
+from perilune_sdk._errors import PeriluneError
 from perilune_sdk._sse import aevents, events
 from perilune_sdk.types import (
     ChatCompletionChunk,
@@ -98,14 +99,23 @@ class AsyncStream(Generic[T]):
         await self.close()
 
 
+U = TypeVar("U")
+
+
+def _final(usage: U | None) -> U:
+    if usage is None:
+        raise PeriluneError("No usage yet: it comes at the end of the stream; read the stream to its end first.")
+    return usage
+
+
 class _ChatInfo:
     _info: ChatAccumulator
     response: httpx.Response
 
     @property
-    def usage(self) -> Usage | None:
-        """Tokens, cost and timings of the whole stream (after the last chunk)."""
-        return self._info.usage
+    def usage(self) -> Usage:
+        """Tokens, cost and timings of the whole stream (sent with the last chunk)."""
+        return _final(self._info.usage)
 
     @property
     def text(self) -> str:
@@ -130,8 +140,8 @@ class _CompletionInfo:
     _info: CompletionAccumulator
 
     @property
-    def usage(self) -> Usage | None:
-        return self._info.usage
+    def usage(self) -> Usage:
+        return _final(self._info.usage)
 
     @property
     def text(self) -> str:
@@ -146,8 +156,9 @@ class _MessageInfo:
     _info: MessageAccumulator
 
     @property
-    def usage(self) -> MessageUsage | None:
-        return self._info.usage
+    def usage(self) -> MessageUsage:
+        """Tokens, cost and timings (sent with message_delta)."""
+        return _final(self._info.usage)
 
     @property
     def text(self) -> str:

@@ -107,7 +107,7 @@ class ChatCompletion:
     model: str = ""
     provider: str | None = None
     choices: list[ChatChoice] = listf()
-    usage: Usage | None = None
+    usage: Usage = Usage()  # all None when the gateway sent none
     system_fingerprint: str | None = None
     service_tier: str | None = None
     router: RouterDecision | None = None
@@ -171,7 +171,7 @@ class Completion:
     model: str = ""
     provider: str | None = None
     choices: list[CompletionChoice] = listf()
-    usage: Usage | None = None
+    usage: Usage = Usage()  # all None when the gateway sent none
     system_fingerprint: str | None = None
     raw: dict[str, Any] = raw_field()
 
@@ -189,7 +189,7 @@ class Embeddings:
     data: list[Embedding] = listf()
     model: str = ""
     provider: str | None = None
-    usage: Usage | None = None
+    usage: Usage = Usage()  # all None when the gateway sent none
     raw: dict[str, Any] = raw_field()
 
 
@@ -243,7 +243,7 @@ class Message:
     content: list[ContentBlock] = listf()
     stop_reason: str | None = None
     stop_sequence: str | None = None
-    usage: MessageUsage | None = None
+    usage: MessageUsage = MessageUsage()
     container: Any = None
     raw: dict[str, Any] = raw_field()
 

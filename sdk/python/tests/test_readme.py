@@ -32,3 +32,16 @@ def test_readme_example_runs(code: str, needs: str, tb: Testbed, openapi: dict[s
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip(), "an example that prints nothing shows nothing"
+
+
+def test_readme_examples_type_check(tmp_path: Path) -> None:
+    """What a user copies must also pass ``mypy --strict`` against the SDK's types."""
+    files = []
+    for i, (code, _) in enumerate(EXAMPLES):
+        f = tmp_path / f"example_{i + 1}.py"
+        f.write_text(code)
+        files.append(str(f))
+    env = {**os.environ, "MYPYPATH": str(README.parent)}
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", *files], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -17,25 +17,28 @@ export declare abstract class Stream<T> implements AsyncIterable<T> {
     abort(): void;
 }
 export declare class ChatStream extends Stream<ChatCompletionChunk> {
-    /** Tokens, cost and timings of the whole stream (after the last chunk). */
-    usage: Usage | null;
+    private finalUsage;
     provider: string | null;
     model: string | null;
+    /** Tokens, cost and timings of the whole stream (sent with the last chunk). */
+    get usage(): Usage;
     /** For router streams: the model the router chose. */
     get routedModel(): string | null;
     protected feed(_event: string | null, data: string): ChatCompletionChunk | null;
 }
 export declare class CompletionStream extends Stream<CompletionChunk> {
-    usage: Usage | null;
+    private finalUsage;
     provider: string | null;
+    get usage(): Usage;
     protected feed(_event: string | null, data: string): CompletionChunk | null;
 }
 export declare class MessageStream extends Stream<MessageStreamEvent> {
     /** Set by message_start: id, model, provider. */
     message: Message | null;
-    /** Set by message_delta: tokens, cost and timings. */
-    usage: MessageUsage | null;
+    private finalUsage;
     stopReason: string | null;
+    /** Tokens, cost and timings (sent with message_delta). */
+    get usage(): MessageUsage;
     get provider(): string | null;
     protected feed(event: string | null, data: string): MessageStreamEvent | null;
 }

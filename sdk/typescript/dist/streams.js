@@ -1,6 +1,6 @@
 /** Streams: `for await` for typed items; afterwards the final usage (with cost and timings) and the
  * assembled text are properties. Breaking out of the loop, or `abort()`, releases the connection. */
-import { streamError } from "./errors.js";
+import { PeriluneError, streamError } from "./errors.js";
 import { sseEvents } from "./sse.js";
 export class Stream {
     response;
@@ -44,14 +44,23 @@ export class Stream {
         this.controller.abort();
     }
 }
+function final(usage) {
+    if (usage === null) {
+        throw new PeriluneError("No usage yet: it comes at the end of the stream; read the stream to its end first.");
+    }
+    return usage;
+}
 function parse(data) {
     return JSON.parse(data);
 }
 export class ChatStream extends Stream {
-    /** Tokens, cost and timings of the whole stream (after the last chunk). */
-    usage = null;
+    finalUsage = null;
     provider = null;
     model = null;
+    /** Tokens, cost and timings of the whole stream (sent with the last chunk). */
+    get usage() {
+        return final(this.finalUsage);
+    }
     /** For router streams: the model the router chose. */
     get routedModel() {
         return this.response.headers.get("x-perilune-routed-model");
@@ -68,7 +77,7 @@ export class ChatStream extends Stream {
         this.provider = chunk.provider ?? this.provider;
         this.model = chunk.model ?? this.model;
         if (chunk.usage)
-            this.usage = chunk.usage;
+            this.finalUsage = chunk.usage;
         for (const c of chunk.choices ?? [])
             if (c.index === 0 && c.delta?.content)
                 this.parts.push(c.delta.content);
@@ -76,8 +85,11 @@ export class ChatStream extends Stream {
     }
 }
 export class CompletionStream extends Stream {
-    usage = null;
+    finalUsage = null;
     provider = null;
+    get usage() {
+        return final(this.finalUsage);
+    }
     feed(_event, data) {
         if (data === "[DONE]") {
             this.done = true;
@@ -89,7 +101,7 @@ export class CompletionStream extends Stream {
         const chunk = obj;
         this.provider = chunk.provider ?? this.provider;
         if (chunk.usage)
-            this.usage = chunk.usage;
+            this.finalUsage = chunk.usage;
         for (const c of chunk.choices ?? [])
             if (c.index === 0)
                 this.parts.push(c.text);
@@ -99,9 +111,12 @@ export class CompletionStream extends Stream {
 export class MessageStream extends Stream {
     /** Set by message_start: id, model, provider. */
     message = null;
-    /** Set by message_delta: tokens, cost and timings. */
-    usage = null;
+    finalUsage = null;
     stopReason = null;
+    /** Tokens, cost and timings (sent with message_delta). */
+    get usage() {
+        return final(this.finalUsage);
+    }
     get provider() {
         return this.message?.provider ?? null;
     }
@@ -118,7 +133,7 @@ export class MessageStream extends Stream {
         }
         else if (ev.type === "message_delta") {
             if (ev.usage)
-                this.usage = ev.usage;
+                this.finalUsage = ev.usage;
             const reason = ev.delta?.["stop_reason"];
             if (typeof reason === "string")
                 this.stopReason = reason;

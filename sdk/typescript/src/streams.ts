@@ -1,6 +1,6 @@
 /** Streams: `for await` for typed items; afterwards the final usage (with cost and timings) and the
  * assembled text are properties. Breaking out of the loop, or `abort()`, releases the connection. */
-import { streamError } from "./errors.js";
+import { PeriluneError, streamError } from "./errors.js";
 import { sseEvents } from "./sse.js";
 import type {
   ChatCompletionChunk, CompletionChunk, Message, MessageStreamEvent, MessageUsage, ResponseObject,
@@ -50,15 +50,26 @@ export abstract class Stream<T> implements AsyncIterable<T> {
   }
 }
 
+function final<U>(usage: U | null): U {
+  if (usage === null) {
+    throw new PeriluneError("No usage yet: it comes at the end of the stream; read the stream to its end first.");
+  }
+  return usage;
+}
+
 function parse(data: string): Record<string, unknown> {
   return JSON.parse(data) as Record<string, unknown>;
 }
 
 export class ChatStream extends Stream<ChatCompletionChunk> {
-  /** Tokens, cost and timings of the whole stream (after the last chunk). */
-  usage: Usage | null = null;
+  private finalUsage: Usage | null = null;
   provider: string | null = null;
   model: string | null = null;
+
+  /** Tokens, cost and timings of the whole stream (sent with the last chunk). */
+  get usage(): Usage {
+    return final(this.finalUsage);
+  }
 
   /** For router streams: the model the router chose. */
   get routedModel(): string | null {
@@ -75,15 +86,19 @@ export class ChatStream extends Stream<ChatCompletionChunk> {
     const chunk = obj as unknown as ChatCompletionChunk;
     this.provider = chunk.provider ?? this.provider;
     this.model = chunk.model ?? this.model;
-    if (chunk.usage) this.usage = chunk.usage;
+    if (chunk.usage) this.finalUsage = chunk.usage;
     for (const c of chunk.choices ?? []) if (c.index === 0 && c.delta?.content) this.parts.push(c.delta.content);
     return chunk;
   }
 }
 
 export class CompletionStream extends Stream<CompletionChunk> {
-  usage: Usage | null = null;
+  private finalUsage: Usage | null = null;
   provider: string | null = null;
+
+  get usage(): Usage {
+    return final(this.finalUsage);
+  }
 
   protected feed(_event: string | null, data: string): CompletionChunk | null {
     if (data === "[DONE]") {
@@ -94,7 +109,7 @@ export class CompletionStream extends Stream<CompletionChunk> {
     if ("error" in obj && !("choices" in obj)) throw streamError(obj);
     const chunk = obj as unknown as CompletionChunk;
     this.provider = chunk.provider ?? this.provider;
-    if (chunk.usage) this.usage = chunk.usage;
+    if (chunk.usage) this.finalUsage = chunk.usage;
     for (const c of chunk.choices ?? []) if (c.index === 0) this.parts.push(c.text);
     return chunk;
   }
@@ -103,9 +118,13 @@ export class CompletionStream extends Stream<CompletionChunk> {
 export class MessageStream extends Stream<MessageStreamEvent> {
   /** Set by message_start: id, model, provider. */
   message: Message | null = null;
-  /** Set by message_delta: tokens, cost and timings. */
-  usage: MessageUsage | null = null;
+  private finalUsage: MessageUsage | null = null;
   stopReason: string | null = null;
+
+  /** Tokens, cost and timings (sent with message_delta). */
+  get usage(): MessageUsage {
+    return final(this.finalUsage);
+  }
 
   get provider(): string | null {
     return this.message?.provider ?? null;
@@ -120,7 +139,7 @@ export class MessageStream extends Stream<MessageStreamEvent> {
     else if (ev.type === "content_block_delta" && ev.delta?.["type"] === "text_delta") {
       this.parts.push(String(ev.delta["text"] ?? ""));
     } else if (ev.type === "message_delta") {
-      if (ev.usage) this.usage = ev.usage;
+      if (ev.usage) this.finalUsage = ev.usage;
       const reason = ev.delta?.["stop_reason"];
       if (typeof reason === "string") this.stopReason = reason;
     } else if (ev.type === "message_stop") this.done = true;

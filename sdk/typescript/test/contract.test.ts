@@ -57,3 +57,16 @@ for (const route of ROUTES.filter((r) => r.fields)) {
     });
   }
 }
+
+test("the route table lists every call of the client (read from its source)", () => {
+  const source = readFileSync(new URL("../../src/client.ts", import.meta.url), "utf8");
+  const calls = new Set<string>();
+  for (const m of source.matchAll(/this\.client\.(json|stream)(?:<[^>]*>)?\(\s*(?:"(GET|POST|DELETE)",\s*)?(?:\w+,\s*)?["`]([^"`]+)["`]/g)) {
+    const method = m[1] === "stream" ? "POST" : m[2]!;
+    calls.add(`${method} ${m[3]!.replace(/\$\{[^}]+\}/g, "{}")}`);
+  }
+  const table = new Set(ROUTES.map((r) => `${r.method} ${r.path.replace(/\{\w+\}/g, "{}")}`));
+  assert.ok(calls.size >= 20, `found only ${calls.size} calls`);
+  assert.deepEqual([...calls].filter((x) => !table.has(x)), [], "the client calls routes the table misses");
+  assert.deepEqual([...table].filter((x) => !calls.has(x)), [], "the table lists routes no client method calls");
+});

@@ -115,7 +115,7 @@ class AsyncPerilune:
     # ---- transport ---------------------------------------------------------------------------------
 
     async def _send(self, method: str, path: str, body: Mapping[str, Any] | None, query: Mapping[str, Any] | None,
-              opts: Mapping[str, Any], stream: bool) -> httpx.Response:
+                    opts: Mapping[str, Any], stream: bool) -> httpx.Response:
         cfg = self._config
         request = self._http.build_request(
             method, cfg.base_url + path, json=body, params=b.query_string(query),
@@ -144,16 +144,16 @@ class AsyncPerilune:
             attempt += 1
 
     async def _json(self, method: str, path: str, opts: Mapping[str, Any], body: Mapping[str, Any] | None = None,
-              query: Mapping[str, Any] | None = None) -> Any:
+                    query: Mapping[str, Any] | None = None) -> Any:
         resp = await self._send(method, path, body, query, opts, stream=False)
         return b.parse_json(resp)
 
     async def _load(self, cls: type[T], method: str, path: str, opts: Mapping[str, Any],
-              body: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None) -> T:
+                    body: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None) -> T:
         return _convert.load(cls, await self._json(method, path, opts, body, query))
 
     async def _stream(self, kind: type[St], acc: b.Accumulator[Any], path: str, body: Mapping[str, Any],
-                opts: Mapping[str, Any]) -> St:
+                      opts: Mapping[str, Any]) -> St:
         return kind(await self._send("POST", path, body, None, opts, stream=True), acc)
 
 
@@ -248,7 +248,7 @@ class Responses(_Resource):
 
 class Models(_Resource):
     async def list(self, *, input: Sequence[str] | None = None, output: Sequence[str] | None = None,
-             **opts: Unpack[RequestOptions]) -> builtins.list[ModelInfo]:
+                   **opts: Unpack[RequestOptions]) -> builtins.list[ModelInfo]:
         """The catalog; ``input=["text", "image"]`` / ``output=["embedding"]`` keep models supporting
         all the listed modalities."""
         data = await self._c._json("GET", "/models", opts, query={"input": input, "output": output})
@@ -305,23 +305,23 @@ class BalanceAPI(_Resource):
 
 class UsageRecords(_Resource):
     async def list(self, *, from_: str | float | None = None, to: str | float | None = None, app: str | None = None,
-             model: str | None = None, provider: str | None = None, status: str | int | None = None,
-             key_id: str | None = None, account_id: str | None = None, limit: int | None = None,
-             cursor: str | None = None, **opts: Unpack[RequestOptions]) -> UsagePage:
+                   model: str | None = None, provider: str | None = None, status: str | int | None = None,
+                   key_id: str | None = None, account_id: str | None = None, limit: int | None = None,
+                   cursor: str | None = None, **opts: Unpack[RequestOptions]) -> UsagePage:
         """One page of usage records, newest first; ``next_cursor`` fetches the next."""
         query = {"from": from_, "to": to, "app": app, "model": model, "provider": provider, "status": status,
                  "key_id": key_id, "account_id": account_id, "limit": limit, "cursor": cursor}
         return await self._c._load(UsagePage, "GET", "/usage/records", opts, query=query)
 
     async def iter(self, *, from_: str | float | None = None, to: str | float | None = None, app: str | None = None,
-             model: str | None = None, provider: str | None = None, status: str | int | None = None,
-             key_id: str | None = None, account_id: str | None = None, page_size: int | None = None,
-             **opts: Unpack[RequestOptions]) -> AsyncIterator[UsageRecord]:
+                   model: str | None = None, provider: str | None = None, status: str | int | None = None,
+                   key_id: str | None = None, account_id: str | None = None, page_size: int | None = None,
+                   **opts: Unpack[RequestOptions]) -> AsyncIterator[UsageRecord]:
         """Every matching record, newest first, following the cursor page by page."""
         cursor: str | None = None
         while True:
             page = await self.list(from_=from_, to=to, app=app, model=model, provider=provider, status=status,
-                             key_id=key_id, account_id=account_id, limit=page_size, cursor=cursor, **opts)
+                                   key_id=key_id, account_id=account_id, limit=page_size, cursor=cursor, **opts)
             for record in page.data:
                 yield record
             if not page.has_more or not page.next_cursor:
@@ -339,10 +339,10 @@ class UsageAPI(_Resource):
         self.records = UsageRecords(client)
 
     async def aggregate(self, *, group_by: str | Sequence[str] | None = None, from_: str | float | None = None,
-                  to: str | float | None = None, app: str | None = None, model: str | None = None,
-                  provider: str | None = None, status: str | int | None = None, key_id: str | None = None,
-                  account_id: str | None = None, percentiles: bool | None = None,
-                  **opts: Unpack[RequestOptions]) -> UsageAggregate:
+                        to: str | float | None = None, app: str | None = None, model: str | None = None,
+                        provider: str | None = None, status: str | int | None = None, key_id: str | None = None,
+                        account_id: str | None = None, percentiles: bool | None = None,
+                        **opts: Unpack[RequestOptions]) -> UsageAggregate:
         """Requests, errors, tokens, cost and latency/TTFT percentiles, grouped by ``app``, ``model``,
         ``provider``, ``key``, ``account``, ``hour`` or ``day`` (at most two)."""
         query = {"group_by": group_by, "from": from_, "to": to, "app": app, "model": model, "provider": provider,

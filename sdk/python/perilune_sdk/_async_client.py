@@ -234,14 +234,14 @@ class Responses(_Resource):
         return await self._c._stream(AsyncResponseStream, b.ResponseAccumulator(), "/responses", body, opts)
 
     async def retrieve(self, response_id: str, **opts: Unpack[RequestOptions]) -> Response:
-        return await self._c._load(Response, "GET", f"/responses/{response_id}", opts)
+        return await self._c._load(Response, "GET", f"/responses/{b.seg(response_id)}", opts)
 
     async def delete(self, response_id: str, **opts: Unpack[RequestOptions]) -> dict[str, Any]:
-        out: dict[str, Any] = await self._c._json("DELETE", f"/responses/{response_id}", opts)
+        out: dict[str, Any] = await self._c._json("DELETE", f"/responses/{b.seg(response_id)}", opts)
         return out
 
     async def input_items(self, response_id: str, **opts: Unpack[RequestOptions]) -> list[dict[str, Any]]:
-        data = await self._c._json("GET", f"/responses/{response_id}/input_items", opts)
+        data = await self._c._json("GET", f"/responses/{b.seg(response_id)}/input_items", opts)
         items = data.get("data") if isinstance(data, dict) else data
         return list(items) if isinstance(items, list) else []
 
@@ -255,7 +255,7 @@ class Models(_Resource):
         return _list_of(ModelInfo, data, "data")
 
     async def retrieve(self, model: str, **opts: Unpack[RequestOptions]) -> ModelInfo:
-        return await self._c._load(ModelInfo, "GET", f"/models/{model}", opts)
+        return await self._c._load(ModelInfo, "GET", f"/models/{b.seg(model)}", opts)
 
 
 class Providers(_Resource):
@@ -330,7 +330,7 @@ class UsageRecords(_Resource):
 
     async def retrieve(self, record_id: str, **opts: Unpack[RequestOptions]) -> UsageRecord:
         """One record, with its stored payload when the request was sent with ``observability=True``."""
-        return await self._c._load(UsageRecord, "GET", f"/usage/records/{record_id}", opts)
+        return await self._c._load(UsageRecord, "GET", f"/usage/records/{b.seg(record_id)}", opts)
 
 
 class UsageAPI(_Resource):

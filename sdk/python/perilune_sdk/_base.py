@@ -9,6 +9,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -86,6 +87,11 @@ def query_string(query: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             out[k] = str(v)
     return out
+
+
+def seg(value: str) -> str:
+    """One path segment (a model, record or response id), percent-encoded."""
+    return quote(value, safe="")
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float | None:

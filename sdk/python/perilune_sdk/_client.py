@@ -227,14 +227,14 @@ class Responses(_Resource):
         return self._c._stream(ResponseStream, b.ResponseAccumulator(), "/responses", body, opts)
 
     def retrieve(self, response_id: str, **opts: Unpack[RequestOptions]) -> Response:
-        return self._c._load(Response, "GET", f"/responses/{response_id}", opts)
+        return self._c._load(Response, "GET", f"/responses/{b.seg(response_id)}", opts)
 
     def delete(self, response_id: str, **opts: Unpack[RequestOptions]) -> dict[str, Any]:
-        out: dict[str, Any] = self._c._json("DELETE", f"/responses/{response_id}", opts)
+        out: dict[str, Any] = self._c._json("DELETE", f"/responses/{b.seg(response_id)}", opts)
         return out
 
     def input_items(self, response_id: str, **opts: Unpack[RequestOptions]) -> list[dict[str, Any]]:
-        data = self._c._json("GET", f"/responses/{response_id}/input_items", opts)
+        data = self._c._json("GET", f"/responses/{b.seg(response_id)}/input_items", opts)
         items = data.get("data") if isinstance(data, dict) else data
         return list(items) if isinstance(items, list) else []
 
@@ -248,7 +248,7 @@ class Models(_Resource):
         return _list_of(ModelInfo, data, "data")
 
     def retrieve(self, model: str, **opts: Unpack[RequestOptions]) -> ModelInfo:
-        return self._c._load(ModelInfo, "GET", f"/models/{model}", opts)
+        return self._c._load(ModelInfo, "GET", f"/models/{b.seg(model)}", opts)
 
 
 class Providers(_Resource):
@@ -322,7 +322,7 @@ class UsageRecords(_Resource):
 
     def retrieve(self, record_id: str, **opts: Unpack[RequestOptions]) -> UsageRecord:
         """One record, with its stored payload when the request was sent with ``observability=True``."""
-        return self._c._load(UsageRecord, "GET", f"/usage/records/{record_id}", opts)
+        return self._c._load(UsageRecord, "GET", f"/usage/records/{b.seg(record_id)}", opts)
 
 
 class UsageAPI(_Resource):

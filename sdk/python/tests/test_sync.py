@@ -191,6 +191,8 @@ def test_insufficient_balance_is_402(tb: Testbed) -> None:
         c.chat.create(model="sim-gpt", messages=HI)
     assert e.value.status == 402 and e.value.code == "insufficient_balance"
     assert isinstance(e.value, p.ClientError) and not isinstance(e.value, p.RateLimitError)
+    with Perilune(api_key=tb.poor_key, base_url=tb.base_url) as c, pytest.raises(p.InsufficientBalanceError):
+        c.chat.stream(model="sim-gpt", messages=HI)  # refused before the stream starts
 
 
 def test_rate_limit_is_429_with_retry_after(tb: Testbed) -> None:

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: serve test lint bench install clean faults
+.PHONY: serve test lint bench install clean faults sdk-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,22 @@ test: $(VENV)/.installed-test
 # the fault suite alone (tests/faults): two gateways behind fault proxies on PostgreSQL and Redis
 faults: $(VENV)/.installed-test
 	$(VENV)/bin/pytest tests/faults -m faults $(PYTEST_ARGS)
+
+# Both SDKs (sdk/python, sdk/typescript) against a gateway + simulator of this checkout, in demo mode.
+SDK_TS := sdk/typescript
+SDK_VENV = $(abspath $(VENV))
+$(VENV)/.installed-sdk: $(VENV)/.installed-test sdk/python/pyproject.toml
+	$(PY) -m pip install -q -e 'sdk/python[test]'
+	touch $@
+
+sdk-test: $(VENV)/.installed-sdk
+	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(SDK_TS) && rm -rf .dist-check && npx tsc -p tsconfig.json --outDir .dist-check \
+		&& diff -r dist .dist-check && rm -rf .dist-check || { echo "sdk/typescript/dist is not the build of src: run npm run build and commit dist"; exit 1; }
+	$(VENV)/bin/ruff check sdk
+	cd sdk/python && $(SDK_VENV)/bin/mypy
+	$(PY) sdk/testbed.py -- sh -c 'cd sdk/python && $(SDK_VENV)/bin/pytest -q -rs -p no:cacheprovider; py=$$?; \
+		cd ../typescript && npm test; ts=$$?; test $$py -eq 0 && test $$ts -eq 0'
 
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.run $(ARGS)

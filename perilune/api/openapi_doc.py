@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from perilune.api.account import AlertsBody
 from perilune.api.admin import NewAccount, NewKey
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
 from perilune.schema.media import ImageGenerationRequest
@@ -45,7 +46,7 @@ def _op(summary: str, *, body: str | None = None, tag: str, secured: bool = True
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, NewAccount,
-         NewKey, MessagesRequest, CountTokensRequest],
+         NewKey, MessagesRequest, CountTokensRequest, AlertsBody],
         ref_template="#/components/schemas/{name}")
     components["Error"] = {
         "type": "object",
@@ -90,6 +91,10 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/health": {"get": _op("Liveness and readiness", tag="ops", secured=False)},
             "/ready": {"get": _op("Readiness: 503 while the database is unreachable", tag="ops", secured=False)},
             "/metrics": {"get": _op("Prometheus metrics (admin key unless metrics_public)", tag="ops")},
+            "/v1/balance": {"get": _op("The key's account: balance, spend today and this month, alert settings",
+                                       tag="account")},
+            "/v1/balance/alerts": {"post": _op("Set low-balance alert thresholds and webhook; answers the balance",
+                                               body="AlertsBody", tag="account")},
             "/v1/usage/records": {"get": _op("Usage records, newest first (?from=&to=&app=&model=&provider="
                                              "&status=&key_id=&limit=&cursor=); an account key sees its "
                                              "own account", tag="usage")},

@@ -192,14 +192,14 @@ def plot(results: dict[str, Setting], path: Path, title: str) -> bool:
     settings = list(results)
     fig, axes = plt.subplots(1, len(settings), figsize=(7 * len(settings), 5), squeeze=False)
     for ax, setting in zip(axes[0], settings, strict=True):
-        for name, m in results[setting].methods.items():
+        for i, (name, m) in enumerate(results[setting].methods.items()):
             h = curve.hull(m.points)
             xs = [c / 1e6 for c, _ in h]  # pico-USD -> micro-USD
             ys = [q for _, q in h]
             if len(h) == 1:
-                ax.scatter(xs, ys, label=name, s=30)
+                ax.scatter(xs, ys, label=name, s=40, color=f"C{i}", marker="D")
             else:
-                ax.plot(xs, ys, marker=".", label=name)
+                ax.plot(xs, ys, marker=".", label=name, color=f"C{i}")
         ax.set_xscale("log")
         ax.set_xlabel("mean cost per prompt (micro-USD, log scale)")
         ax.set_ylabel("accuracy")

@@ -217,3 +217,19 @@ def test_feedback_and_rebuild_from_feedback(gw: Gateway, tmp_path: Any) -> None:
     assert built[served]["source"] == "feedback" and built[served]["validation_size"] == 1
     assert built[served]["accuracy"] == 0.25
     assert built["claude-v1"]["source"] != "feedback"  # models without feedback keep their profile
+
+
+def test_dashboard_log_detail_shows_the_decision(gw: Gateway) -> None:
+    r = post(gw, {"messages": MSG, "models": ["gpt-4-1106-preview", "mistralai/mistral-7b-chat"], "cost_weight": 0.2})
+    assert r.status_code == 200, r.text
+    rid, decision = r.headers["x-request-id"], r.json()["router"]
+    with httpx.Client(base_url=gw.url, follow_redirects=False) as c:
+        assert c.post("/dashboard/login", data={"key": gw.key, "next": "/dashboard/logs"}).status_code == 303
+        deadline = time.monotonic() + 10
+        while (page := c.get(f"/dashboard/logs/{rid}")).status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert page.status_code == 200
+    html = page.text
+    assert "Router decision" in html and f"Chose <b>{decision['model']}</b>" in html
+    for cand in decision["candidates"]:
+        assert cand["model"] in html and f"{cand['score']:.4f}" in html

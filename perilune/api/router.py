@@ -25,8 +25,8 @@ from aiohttp import web
 
 from perilune.accounting import estimate
 from perilune.api import openai as openai_api
-from perilune.api.common import SERVICES, Ctx, endpoint
-from perilune.errors import InvalidRequest, NotFound, ServiceUnavailable
+from perilune.api.common import Ctx, endpoint
+from perilune.errors import InvalidRequest, MalformedJSON, NotFound, ServiceUnavailable
 from perilune.providers.base import CHAT
 from perilune.router import feedback
 from perilune.router.service import Decision, RouterService
@@ -119,8 +119,6 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
     try:
         raw = orjson.loads(await ctx.body())
     except orjson.JSONDecodeError as e:
-        from perilune.errors import MalformedJSON
-
         raise MalformedJSON(f"We could not parse the JSON body of your request: {e}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -137,8 +135,7 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
         return ctx.json(orjson.dumps(decision))
     assert d.served_model is not None  # every candidate of an execution is servable
     chat["model"] = d.served_model
-    rid = ctx.request_id
-    ctx.services.spawn(feedback.save_decision(ctx.services.db, rid, decision))
+    ctx.services.spawn(feedback.save_decision(ctx.services.db, ctx.request_id, decision))
     return await run_chat(ctx, chat, decision)
 
 
@@ -224,5 +221,3 @@ def routes(app: web.Application) -> None:
     r.add_get("/v1/router/profiles", profiles)
     r.add_post("/v1/feedback", post_feedback)
 
-
-__all__ = ["SERVICES", "routes"]

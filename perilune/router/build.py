@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from perilune.router import curve
 from perilune.router.dataset import F64, Labelled
+from perilune.router.decision import batch_weights as weights
 from perilune.router.embedder import Embedder, Matrix
 from perilune.router.profiles import ModelProfile, ProfileSet, Provenance, round_centroids
 
@@ -71,17 +72,6 @@ def kmeans(x: Matrix, k: int, seed: int, iters: int = 50, restarts: int = 3) -> 
         if fit > best_fit:
             best, best_fit = c.copy(), fit
     return best
-
-
-def weights(x: Matrix, centroids: Matrix, assignment: str, temperature: float) -> F64:
-    sims = (x @ centroids.T).astype(np.float64)
-    if assignment == "soft":
-        z = (sims - sims.max(axis=1, keepdims=True)) / temperature
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
-    w = np.zeros_like(sims)
-    w[np.arange(len(sims)), np.argmax(sims, axis=1)] = 1.0
-    return w
 
 
 @dataclass

@@ -31,17 +31,26 @@ class Candidate:
     score: float
 
 
+def batch_weights(x: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32], assignment: str,
+                  temperature: float) -> npt.NDArray[np.float64]:
+    """Cluster weights, one row per (L2-normalised) embedding: one-hot at the most similar centroid
+    (``hard``), or a softmax over the cosine similarities divided by ``temperature`` (``soft``)."""
+    sims = (x @ centroids.T).astype(np.float64)
+    if assignment == "soft":
+        z = (sims - sims.max(axis=1, keepdims=True)) / max(temperature, 1e-6)
+        e = np.exp(z)
+        out: npt.NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
+        return out
+    w = np.zeros_like(sims)
+    w[np.arange(len(sims)), np.argmax(sims, axis=1)] = 1.0
+    return w
+
+
 def cluster_weights(x: Vector, centroids: npt.NDArray[np.float32], assignment: str,
                     temperature: float) -> npt.NDArray[np.float64]:
-    """Weights over the clusters for one (L2-normalised) embedding."""
-    sims = centroids @ x
-    if assignment == "soft":
-        z = (sims - sims.max()) / max(temperature, 1e-6)
-        e = np.exp(z.astype(np.float64))
-        return e / e.sum()  # type: ignore[no-any-return]
-    w = np.zeros(len(sims), dtype=np.float64)
-    w[int(np.argmax(sims))] = 1.0
-    return w
+    """Weights over the clusters for one embedding."""
+    row: npt.NDArray[np.float64] = batch_weights(x[None, :], centroids, assignment, temperature)[0]
+    return row
 
 
 def predicted_quality(weights: npt.NDArray[np.float64], quality: Sequence[float]) -> float:

@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 from perilune.router import curve
-from perilune.router.build import fit_tables, predict, select, split, weights
+from perilune.router.build import fit_tables, predict, select, split
 from perilune.router.dataset import F64, Labelled
+from perilune.router.decision import batch_weights as weights
 from perilune.router.embedder import Matrix
 
 KNN_KS = (5, 10, 20, 40, 80)

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from perilune.router.embedder import minilm_available
 from tests.conftest import Gateway, StartGateway, default_config, perilune
 
 PROFILED = ["WizardLM/WizardLM-13B-V1.2", "claude-instant-v1", "claude-v1", "claude-v2", "gpt-3.5-turbo-1106",
@@ -233,3 +234,24 @@ def test_dashboard_log_detail_shows_the_decision(gw: Gateway) -> None:
     assert "Router decision" in html and f"Chose <b>{decision['model']}</b>" in html
     for cand in decision["candidates"]:
         assert cand["model"] in html and f"{cand['score']:.4f}" in html
+
+
+def test_decision_latency_in_metrics(gw: Gateway) -> None:
+    def count() -> float:
+        text = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {gw.admin_key}"}).text
+        line = next(ln for ln in text.splitlines() if ln.startswith("perilune_router_decision_seconds_count"))
+        return float(line.split()[-1])
+
+    before = count()
+    assert post(gw, {"messages": [{"role": "user", "content": f"metrics {time.time()}"}], "execute": False}
+                ).status_code == 200
+    assert count() == before + 1
+
+
+@pytest.mark.skipif(not minilm_available(), reason="the router extra is not installed")
+def test_minilm_embedder_loaded_at_start(start_gateway: StartGateway) -> None:
+    gw = start_gateway(env={"PERILUNE_ROUTER__EMBEDDER": "minilm"})
+    d = post(gw, {"messages": MSG, "execute": False, "models": PROFILED}).json()
+    assert d["embedder"] == "minilm-l6-v2" and d["profiles"] == "shipped:default_profile_minilm.json"
+    assert len(d["candidates"]) == 11
+    gw.stop()

@@ -29,6 +29,28 @@ def _embedder(spec: str):  # type: ignore[no-untyped-def]
         raise _fail(str(e)) from None
 
 
+def _embed(emb, prompts: list[str], cache: str | None):  # type: ignore[no-untyped-def]
+    """Embed the prompts, or read them from ``cache`` (a .npy file written by an earlier run on the
+    same data with the same embedder), writing it when it does not exist yet."""
+    import numpy as np
+
+    if cache and Path(cache).is_file():
+        x = np.load(cache)
+        if x.shape == (len(prompts), emb.dim):
+            err.print(f"embeddings read from {cache}")
+            return x
+        raise _fail(f"{cache} holds {x.shape} embeddings, not {(len(prompts), emb.dim)}: remove it")
+    x = emb.embed(prompts)
+    if cache:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, x)
+    return x
+
+
+EmbeddingsOpt = Annotated[str | None, typer.Option(help="Cache of the prompt embeddings (.npy), reused by "
+                                                   "later runs on the same data and embedder.")]
+
+
 def _files(files: list[str] | None) -> list[str]:
     if files:
         return files
@@ -48,6 +70,7 @@ def build_cmd(
                                                 "with a feedback score and a stored prompt.")] = False,
     base: Annotated[str | None, typer.Option(help="--from-feedback: the profile whose clusters are kept "
                                              "(default: router.profiles, else the shipped one).")] = None,
+    embeddings: EmbeddingsOpt = None,
     config: Annotated[str | None, typer.Option("--config", envvar="PERILUNE_CONFIG")] = None,
     home: Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME")] = None,
 ) -> None:
@@ -68,7 +91,7 @@ def build_cmd(
         emb = _embedder(embedder)
         err.print(f"{len(data)} prompts ({data.skipped} skipped), {len(data.models)} models; embedding with "
                   f"{emb.name}")
-        profiles = build(data, emb, seed=seed)
+        profiles = build(data, emb, seed=seed, x=_embed(emb, data.prompts, embeddings))
     Path(out).write_bytes(dump_profiles(profiles))
     err.print(profiles.provenance.selection)
     err.print(f"wrote {out}: {len(profiles.models)} models, {profiles.k} clusters, embedder {profiles.embedder} "
@@ -125,6 +148,7 @@ def eval_cmd(
     out_json: Annotated[str, typer.Option(help="Results (JSON).")] = "bench/results/router_eval.json",
     plot: Annotated[str, typer.Option(help="Cost-quality plot (PNG; needs matplotlib).")] =
         "bench/results/router_eval.png",
+    embeddings: EmbeddingsOpt = None,
 ) -> None:
     """Evaluate UniRoute against the baselines on seeded splits; print a Markdown table."""
     from perilune.router import eval as ev
@@ -136,7 +160,7 @@ def eval_cmd(
         raise _fail(str(e)) from None
     emb = _embedder(embedder)
     started = time.perf_counter()
-    x = emb.embed(data.prompts)
+    x = _embed(emb, data.prompts, embeddings)
     embed_s = time.perf_counter() - started
     results = ev.evaluate(data, x, seeds=range(seeds), unseen=unseen)
     summ = ev.summary(results)

@@ -33,7 +33,7 @@ from perilune.router.dataset import F64, Labelled
 from perilune.router.decision import batch_weights as weights
 from perilune.router.embedder import Matrix
 
-KNN_KS = (5, 10, 20, 40, 80)
+KNN_KS = (5, 10, 20, 40, 80, 160, 320)
 Rows = npt.NDArray[np.int64]
 
 

@@ -4,7 +4,11 @@ the simulator upstream and the official openai SDK."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +16,16 @@ import openai
 import pytest
 
 from perilune.router.embedder import minilm_available
-from tests.conftest import Gateway, StartGateway, default_config, perilune
+from tests.conftest import (
+    ADMIN_KEY,
+    Gateway,
+    StartGateway,
+    default_config,
+    first_key,
+    free_port,
+    perilune,
+    wait_http,
+)
 
 PROFILED = ["WizardLM/WizardLM-13B-V1.2", "claude-instant-v1", "claude-v1", "claude-v2", "gpt-3.5-turbo-1106",
             "gpt-4-1106-preview", "meta/code-llama-instruct-34b-chat", "meta/llama-2-70b-chat",
@@ -249,9 +262,20 @@ def test_decision_latency_in_metrics(gw: Gateway) -> None:
 
 
 @pytest.mark.skipif(not minilm_available(), reason="the router extra is not installed")
-def test_minilm_embedder_loaded_at_start(start_gateway: StartGateway) -> None:
-    gw = start_gateway(env={"PERILUNE_ROUTER__EMBEDDER": "minilm"})
-    d = post(gw, {"messages": MSG, "execute": False, "models": PROFILED}).json()
-    assert d["embedder"] == "minilm-l6-v2" and d["profiles"] == "shipped:default_profile_minilm.json"
-    assert len(d["candidates"]) == 11
-    gw.stop()
+def test_minilm_embedder_loaded_at_start(tmp_path: Path, sim_url: str) -> None:
+    # started here rather than by start_gateway: loading torch may take longer than its 30 s wait
+    cfg = tmp_path / "perilune.toml"
+    cfg.write_text(default_config(sim_url))
+    env = {"PERILUNE_ADMIN_KEY": ADMIN_KEY, "PERILUNE_ROUTER__EMBEDDER": "minilm"}
+    key, _ = first_key(tmp_path, cfg, env, "10")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "perilune", "serve", "--home", str(tmp_path), "--config",
+                             str(cfg), "--port", str(port)], env={**os.environ, **env})
+    gw = Gateway(f"http://127.0.0.1:{port}", tmp_path, cfg, key, proc, env)
+    try:
+        wait_http(gw.url + "/health", proc, timeout_s=300)
+        d = post(gw, {"messages": MSG, "execute": False, "models": PROFILED}).json()
+        assert d["embedder"] == "minilm-l6-v2" and d["profiles"] == "shipped:default_profile_minilm.json"
+        assert len(d["candidates"]) == 11
+    finally:
+        gw.stop()

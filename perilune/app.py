@@ -29,6 +29,7 @@ from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import openai as openai_api
+from perilune.api import router as router_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
@@ -44,6 +45,7 @@ from perilune.limits.redis import RedisLimiter
 from perilune.metrics import Metrics
 from perilune.providers.base import Provider
 from perilune.providers.registry import build_providers, sim_provider
+from perilune.router.service import RouterCollector, RouterService
 from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
@@ -74,6 +76,7 @@ class Services:
     ready: bool = False
     metrics: Metrics | None = None
     retention: Retention | None = None
+    semantic_router: RouterService | None = None  # POST /v1/router; loaded at start (perilune.router)
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -109,6 +112,17 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     s.models_json = orjson.dumps(s.model_entries)
     s.openapi_json = orjson.dumps(openapi_document(__version__))
     return s
+
+
+def _router_service(s: Services) -> RouterService:
+    from perilune.router.service import create
+
+    r = s.settings.router
+    svc = create(r.profiles, r.embedder, s.catalog, s.router.is_available, aliases=r.aliases,
+                 cache_size=r.cache_size, threads=r.threads or None)
+    log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
+             svc.profiles.k, svc.embedder.name, svc.source)
+    return svc
 
 
 def _sinks(settings: Settings) -> list[Any]:
@@ -174,6 +188,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     r.add_get("/openapi.json", openapi)
     admin.routes(app)
     account_api.routes(app)
+    router_api.routes(app)
     KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
@@ -187,6 +202,10 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         await s.recorder.start()
         if s.retention is not None:
             await s.retention.start()
+        if s.settings.router.enabled:
+            s.semantic_router = await asyncio.to_thread(_router_service, s)
+            if s.metrics is not None:
+                s.metrics.registry.register(RouterCollector(s.semantic_router.stats))
         s.ready = True
 
     async def shutdown(app: web.Application) -> None:

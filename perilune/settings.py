@@ -156,6 +156,22 @@ class Jwt(_Base):
         return hmac + (("RS256", "ES256") if self.jwks_file or self.jwks_url else ())
 
 
+class RouterSettings(_Base):
+    """`[router]`: the semantic router (POST /v1/router)."""
+
+    enabled: bool = True
+    profiles: str | None = None  # a profile file (`perilune router build`); default: the shipped one
+    embedder: str = "auto"  # auto (MiniLM when the router extra is installed, else hashing) | minilm | hashing
+    cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000  # prompts whose cluster weights are kept
+    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # torch threads for MiniLM (0: torch's default)
+    # profile model id -> the catalog model that serves it here (default: the same id)
+    aliases: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.embedder not in ("auto", "minilm", "hashing"):
+            raise ValueError(f"router.embedder must be auto, minilm or hashing, got {self.embedder!r}")
+
+
 class Settings(_Base):
     home: str = "~/.perilune"
     host: str = "127.0.0.1"
@@ -196,6 +212,7 @@ class Settings(_Base):
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     jwt: Jwt | None = None
+    router: RouterSettings = msgspec.field(default_factory=RouterSettings)
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):

@@ -161,3 +161,24 @@ def _rollup_table(name: str) -> Table:
 
 usage_rollups = _rollup_table("usage_rollups")  # hourly
 usage_rollups_daily = _rollup_table("usage_rollups_daily")
+
+# 0004_feedback: quality scores on logged requests (POST /v1/feedback) and the decisions of routed requests
+request_feedback = Table(
+    "request_feedback",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("account_id", String(40), nullable=True),
+    Column("score", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_request_feedback_updated", "updated_at"),
+)
+
+router_decisions = Table(
+    "router_decisions",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("decision", Text, nullable=False),
+    Index("ix_router_decisions_time", "created_at"),
+)

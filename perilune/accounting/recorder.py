@@ -40,7 +40,6 @@ import orjson
 from sqlalchemy import exc as sa_exc
 
 from perilune.accounting.capture import payload_row
-from perilune.accounting.pricing import to_pico
 from perilune.metrics import Metrics, RecorderStats
 from perilune.schema.canonical import Outcome
 from perilune.store.db import Database
@@ -89,11 +88,11 @@ def to_row(item: Item) -> Row:
         "cache_write_tokens": u.cache_write_tokens if u else None,
         "reasoning_tokens": u.reasoning_tokens if u else None,
         "estimated": bool(u and u.estimated),
-        "input_cost_pusd": to_pico(c.input_usd) if c else None,
-        "output_cost_pusd": to_pico(c.output_usd) if c else None,
-        "cache_cost_pusd": to_pico(c.cache_usd) if c else None,
-        "unit_cost_pusd": to_pico(c.unit_usd) if c else None,
-        "total_cost_pusd": to_pico(c.total_usd) if c else None,
+        "input_cost_pusd": c.input_pusd if c else None,
+        "output_cost_pusd": c.output_pusd if c else None,
+        "cache_cost_pusd": c.cache_pusd if c else None,
+        "unit_cost_pusd": c.unit_pusd if c else None,
+        "total_cost_pusd": c.total_pusd if c else None,
         "latency_ms": o.latency_ms,
         "ttft_ms": o.ttft_ms,
         "generation_ms": generation_ms(o),

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ def outcome(i: int, **kw: Any) -> Outcome:
     o = Outcome(f"req_test{i:020x}", time.perf_counter(), 1_790_000_000.0 + i, "openai", "chat",
                 model_requested="sim-gpt", model_served="sim-gpt", provider="sim")
     o.usage = Usage(input_tokens=10, output_tokens=20, cache_read_tokens=3, reasoning_tokens=2)
-    o.cost = Cost(Decimal("0.00001"), Decimal("0.00004"), Decimal("0.0000015"))
+    o.cost = Cost(10_000_000, 40_000_000, 1_500_000)  # pico-USD: $0.00001, $0.00004, $0.0000015
     o.latency_ms, o.ttft_ms = 120.0, 20.0
     o.route = [Attempt("sim", "sim-gpt", 200)]
     for k, v in kw.items():

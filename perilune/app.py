@@ -95,7 +95,8 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
                              max_pending_bytes=settings.usage_max_pending_bytes,
                              payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
-                             access_log=settings.usage_access_log, sinks=_sinks(settings))
+                             access_log=settings.usage_access_log, sinks=_sinks(settings),
+                             mode=settings.usage_writer)
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)

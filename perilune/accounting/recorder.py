@@ -77,6 +77,7 @@ class UsageRecorder:
         self.mode = mode
         self._writer: WriterClient | None = None
         self._armed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
         self._own_spool = False  # this process spooled rows itself (process mode: it replays them too)
         self.spool_dir = spool_dir
         self.spool_path = spool_dir / f"usage-{os.getpid()}.jsonl"
@@ -123,9 +124,9 @@ class UsageRecorder:
         n = len(self._pending)
         if n >= self.batch_size:
             self._wake.set()
-        elif not self._armed:  # the first event of a batch: flush it within flush_s
+        elif not self._armed and self._loop is not None:  # the first event of a batch: flush within flush_s
             self._armed = True
-            asyncio.get_running_loop().call_later(self.flush_s, self._wake.set)
+            self._loop.call_later(self.flush_s, self._wake.set)
         if n > self.max_pending or self._pending_bytes > self.max_pending_bytes:
             if n > 2 * self.max_pending or self._pending_bytes > 2 * self.max_pending_bytes:
                 # The overflow task cannot keep up (the loop is flooded): spool here, a hard bound.
@@ -162,6 +163,7 @@ class UsageRecorder:
     async def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
         if self.mode == "process":
             self._writer = WriterClient(self.db.url, self.db.timeout_s, self.spool_dir, batch_size=self.batch_size,
                                         probe_s=self.probe_s, probe_max_s=self.probe_max_s, on_lost=self._lost)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Proc, proc_cpu_s, wait_http
+from bench.procs import Proc, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -42,20 +42,41 @@ MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Write one short sentence about load testing."}]
 
 
-def rss_kb(pid: int) -> int:
-    """Resident set of a process and its direct children (workers, the usage writer)."""
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants (workers, their usage writer processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in open(f"/proc/{p}/task/{task}/children").read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process tree so far."""
     total = 0
-    pids = [pid]
-    try:
-        pids += [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except FileNotFoundError:
-        return 0
-    for p in pids:
+    for p in tree(pid):
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set of a process tree."""
+    total = 0
+    for p in tree(pid):
         try:
             for line in open(f"/proc/{p}/status"):
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             pass
     return total
 
@@ -119,6 +140,7 @@ class Bench:
             lines.append(f'database_url = "{a.database_url}"')
         if a.redis_url:
             lines.append(f'redis_url = "{a.redis_url}"')
+        lines += a.set or []  # e.g. usage_writer = "thread"
         lines += ["[[providers]]", 'name = "up"', f'base_url = "{self.up_url}/v1"', 'models = ["bench-model"]',
                   "[models.bench-model]", 'providers = ["up"]', 'kind = "chat"',
                   'price = { input = "0.15", output = "0.60" }']
@@ -270,6 +292,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--database-url")
     ap.add_argument("--redis-url")
+    ap.add_argument("--set", action="append", metavar="'KEY = VALUE'",
+                    help="a top-level perilune setting (TOML) for the gateway, repeatable")
     ap.add_argument("--gateway-cmd", help="measure this proxy instead of perilune ({port}, {upstream})")
     ap.add_argument("--soak", type=int, metavar="N", help="only the soak: N requests at concurrency 64, RSS sampled")
     ap.add_argument("--label", default="")

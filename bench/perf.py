@@ -203,10 +203,18 @@ class Bench:
         samples: list[tuple[float, int]] = []
         stop = threading.Event()
 
-        def sample() -> None:
+        csv = Path(self.args.out, "rss.csv") if self.args.out else None
+        if csv is not None:
+            csv.parent.mkdir(parents=True, exist_ok=True)
+            csv.write_text("seconds,rss_kb,cpu_s\n")
+
+        def sample() -> None:  # every second, also to rss.csv as it goes (a long soak can be watched)
             t0 = time.monotonic()
             while not stop.wait(1.0):
                 samples.append((round(time.monotonic() - t0, 1), rss_kb(gw.pid)))
+                if csv is not None:
+                    with csv.open("a") as f:
+                        f.write(f"{samples[-1][0]},{samples[-1][1]},{proc_cpu_s(gw.pid):.2f}\n")
 
         self.configure_upstream(0)
         self.load(self.gw_url, conc=64, stream=False, key=self.key, requests=20_000)  # warm up first

@@ -68,9 +68,24 @@ def _atto_per_token(per_million: Decimal) -> int:
     return int(atto)
 
 
-@lru_cache(maxsize=4096)
+_BY_ID: dict[int, tuple[Price, TokenPrice]] = {}  # the entry holds the Price: its id cannot be reused
+
+
 def token_price(price: Price) -> TokenPrice:
-    """The integer form of ``price`` (cached: catalog prices are few and immutable)."""
+    """The integer form of ``price``, cached by identity first (hashing six Decimals costs more than the
+    arithmetic), then by value (a discounted model's price is a new object each time)."""
+    hit = _BY_ID.get(id(price))
+    if hit is not None and hit[0] is price:
+        return hit[1]
+    tp = _token_price(price)
+    if len(_BY_ID) >= 4096:
+        _BY_ID.clear()
+    _BY_ID[id(price)] = (price, tp)
+    return tp
+
+
+@lru_cache(maxsize=4096)
+def _token_price(price: Price) -> TokenPrice:
     pin = _atto_per_token(price.input) if price.input is not None else 0
     return TokenPrice(
         input=pin,

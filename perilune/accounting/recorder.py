@@ -164,6 +164,9 @@ class UsageRecorder:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._stopping = False
         self._loop = asyncio.get_running_loop()
+        if self.mode == "process" and _in_memory(self.db.url):
+            log.warning("an in-memory database cannot be shared with a writer process; writing from threads")
+            self.mode = "thread"
         if self.mode == "process":
             self._writer = WriterClient(self.db.url, self.db.timeout_s, self.spool_dir, batch_size=self.batch_size,
                                         probe_s=self.probe_s, probe_max_s=self.probe_max_s, on_lost=self._lost)
@@ -458,6 +461,11 @@ class UsageRecorder:
 
 _ACCESS_FIELDS = ("app", "dialect", "endpoint", "model", "provider", "status", "error_type", "stream",
                   "input_tokens", "output_tokens", "latency_ms", "ttft_ms", "key_id", "account_id")
+
+
+def _in_memory(url: str) -> bool:
+    return url.startswith("sqlite") and (url.rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in url
+                                         or "mode=memory" in url)
 
 
 def _alive(pid: int) -> bool:

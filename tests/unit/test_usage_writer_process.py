@@ -82,3 +82,15 @@ async def test_no_writer_process_means_the_gateway_writes_itself(db: Database, t
     rec.replay_spool()  # whatever the dead writer had not acknowledged was spooled by the gateway
     got = ids_in(db)
     assert len(got) == len(set(got)) == 30 and rollup_total(db) == 30
+
+
+async def test_an_in_memory_database_keeps_the_writer_in_process(tmp_path: Path) -> None:
+    db = Database("sqlite://")  # another process would write into a database of its own
+    db.migrate()
+    rec = UsageRecorder(db, tmp_path / "spool", batch_size=5, flush_s=0.02, mode="process")
+    await rec.start()
+    assert rec.mode == "thread" and rec._writer is None
+    for i in range(12):
+        rec.record(outcome(i))
+    await rec.stop()
+    assert len(ids_in(db)) == 12

@@ -99,7 +99,8 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                              max_pending_bytes=settings.usage_max_pending_bytes,
                              payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
                              access_log=settings.usage_access_log, sinks=_sinks(settings),
-                             stop_timeout_s=settings.database_timeout_s + 2.0)
+                             stop_timeout_s=settings.database_timeout_s + 2.0,
+                             mode=settings.usage_writer)
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)

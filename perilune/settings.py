@@ -196,6 +196,9 @@ class Settings(_Base):
     usage_queue_size: int = 100_000
     usage_batch_size: int = 500
     usage_flush_s: float = 0.25
+    # "process": usage rows are written by a separate writer process fed over a pipe (measured cheaper for
+    # the event loop, BENCHMARKS.md); "thread": from worker threads of the gateway process
+    usage_writer: Literal["thread", "process"] = "process"
     # usage log & observability (issue 5); 0 days = keep forever
     usage_max_pending_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
     usage_access_log: bool = False  # one JSON log line per request, written by the usage writer

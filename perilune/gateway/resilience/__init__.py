@@ -1,0 +1,34 @@
+"""Resilience: circuit breakers, live health figures, retries and hedging per deployment.
+
+Pure and clock-injected: nothing here does I/O or sleeps. The pipeline asks and reports; routing
+orders by it; the providers listing shows it.
+"""
+
+from perilune.gateway.resilience.breaker import BreakerPolicy, CircuitBreaker, State
+from perilune.gateway.resilience.classify import falls_through, is_context_overflow, is_deployment_failure
+from perilune.gateway.resilience.health import DeploymentLike, Health, HealthPolicy, Status
+from perilune.gateway.resilience.hedge import HedgePolicy
+from perilune.gateway.resilience.retry import Clock, Deadline, RetryPolicy
+from perilune.gateway.resilience.stats import DeploymentStats, Samples, Snapshot
+from perilune.gateway.resilience.window import RollingCounter
+
+__all__ = [
+    "BreakerPolicy",
+    "CircuitBreaker",
+    "Clock",
+    "Deadline",
+    "DeploymentLike",
+    "DeploymentStats",
+    "Health",
+    "HealthPolicy",
+    "HedgePolicy",
+    "RetryPolicy",
+    "RollingCounter",
+    "Samples",
+    "Snapshot",
+    "State",
+    "Status",
+    "falls_through",
+    "is_context_overflow",
+    "is_deployment_failure",
+]

@@ -36,6 +36,7 @@ from perilune.errors import MethodNotAllowed, NotFound
 from perilune.gateway.auth import KeyCache
 from perilune.gateway.jwt import build_verifier
 from perilune.gateway.pipeline import Pipeline
+from perilune.gateway.resilience import Health, policy_from_settings
 from perilune.gateway.routing import Router
 from perilune.limits.base import Limiter
 from perilune.limits.memory import MemoryLimiter
@@ -78,6 +79,7 @@ class Services:
         task.add_done_callback(self.background.discard)
     metrics: Metrics | None = None
     retention: Retention | None = None
+    health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -87,7 +89,8 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     providers = build_providers(settings, env)
     if sim_url:
         providers.update(sim_provider(settings, sim_url))
-    router = Router(catalog, providers)
+    health = Health(policy_from_settings(settings.resilience))
+    router = Router(catalog, providers, settings=settings, health=health)
     upstream = UpstreamClient()
     db = Database(settings.db_url)
     key_store = KeyStore(db)
@@ -106,6 +109,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream, accountant), db,
                  key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
+    s.health = health
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)

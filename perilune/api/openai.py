@@ -22,10 +22,11 @@ from perilune.schema.openai import (
     check_input_shape,
     parse_body,
 )
+from perilune.schema.routing import ProviderPrefs
 
 
-async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage: bool, forced: str | None,
-                    prompt_estimate: int) -> web.StreamResponse:
+async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage: bool,
+                    forced: str | ProviderPrefs | None, prompt_estimate: int) -> web.StreamResponse:
     pipeline, o = ctx.services.pipeline, ctx.outcome
     o.stream = stream
     o.estimate_in = prompt_estimate

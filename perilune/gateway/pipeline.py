@@ -21,6 +21,7 @@ from perilune.errors import PeriluneError, UpstreamError, UpstreamUnavailable
 from perilune.gateway.routing import Deployment, Router
 from perilune.providers.base import Result, StreamDecoder
 from perilune.schema.canonical import JSON, Attempt, Outcome, Usage
+from perilune.schema.routing import ProviderPrefs
 
 NO_HEADERS: Mapping[str, str] = {}
 
@@ -61,7 +62,7 @@ class Pipeline:
         self.upstream = upstream
         self.accountant = accountant
 
-    async def _open(self, op: str, raw: JSON, outcome: Outcome, forced: str | None, *, stream: bool,
+    async def _open(self, op: str, raw: JSON, outcome: Outcome, forced: str | ProviderPrefs | None, *, stream: bool,
                     headers: Mapping[str, str], native: Native | None = None
                     ) -> tuple[Deployment, aiohttp.ClientResponse]:
         """Try each deployment in order until one answers 2xx; retryable failures fall through."""
@@ -96,7 +97,7 @@ class Pipeline:
             return d, resp
         raise AssertionError("router returned no deployment")  # pragma: no cover - resolve() raises first
 
-    async def complete(self, op: str, raw: JSON, outcome: Outcome, forced: str | None = None,
+    async def complete(self, op: str, raw: JSON, outcome: Outcome, forced: str | ProviderPrefs | None = None,
                        headers: Mapping[str, str] = NO_HEADERS, native: Native | None = None
                        ) -> tuple[Deployment, Result]:
         d, resp = await self._open(op, raw, outcome, forced, stream=False, headers=headers, native=native)
@@ -105,7 +106,7 @@ class Pipeline:
         result = d.adapter.parse(native.op if native and native.serves(d) else op, body, resp.content_type)
         return d, result
 
-    async def stream(self, op: str, raw: JSON, outcome: Outcome, forced: str | None = None,
+    async def stream(self, op: str, raw: JSON, outcome: Outcome, forced: str | ProviderPrefs | None = None,
                      headers: Mapping[str, str] = NO_HEADERS, native: Native | None = None) -> Stream:
         d, resp = await self._open(op, raw, outcome, forced, stream=True, headers=headers, native=native)
         decoder = d.adapter.stream_decoder(native.op if native and native.serves(d) else op, d.provider.name)

@@ -6,7 +6,7 @@ orders by it; the providers listing shows it.
 
 from perilune.gateway.resilience.breaker import BreakerPolicy, CircuitBreaker, State
 from perilune.gateway.resilience.classify import falls_through, is_context_overflow, is_deployment_failure
-from perilune.gateway.resilience.health import DeploymentLike, Health, HealthPolicy, Status
+from perilune.gateway.resilience.health import DeploymentLike, Health, HealthPolicy, Status, policy_from_settings
 from perilune.gateway.resilience.hedge import HedgePolicy
 from perilune.gateway.resilience.retry import Clock, Deadline, RetryPolicy
 from perilune.gateway.resilience.stats import DeploymentStats, Samples, Snapshot
@@ -31,4 +31,5 @@ __all__ = [
     "falls_through",
     "is_context_overflow",
     "is_deployment_failure",
+    "policy_from_settings",
 ]

@@ -16,6 +16,7 @@ from perilune.gateway.resilience.breaker import BreakerPolicy, CircuitBreaker, S
 from perilune.gateway.resilience.hedge import HedgePolicy
 from perilune.gateway.resilience.retry import Clock, RetryPolicy
 from perilune.gateway.resilience.stats import DeploymentStats, Snapshot
+from perilune.settings import Resilience
 
 Status = Literal["ok", "degraded", "down"]
 
@@ -132,3 +133,18 @@ class Health:
             return None
         values.sort()
         return round(values[(len(values) - 1) // 2], 1)
+
+
+def policy_from_settings(r: Resilience) -> HealthPolicy:
+    """``[resilience]`` settings as the policies."""
+    return HealthPolicy(
+        breaker=BreakerPolicy(failures=r.breaker_failures, error_rate=r.breaker_error_rate,
+                              min_requests=r.breaker_min_requests, window_s=r.breaker_window_s,
+                              cooldown_s=r.breaker_cooldown_s, cooldown_max_s=r.breaker_cooldown_max_s,
+                              retry_after_max_s=r.retry_after_max_s, probe_timeout_s=r.probe_timeout_s),
+        retry=RetryPolicy(rounds=r.retry_rounds, base_s=r.retry_base_ms / 1000.0, max_s=r.retry_max_ms / 1000.0),
+        hedge=HedgePolicy(quantile=r.hedge_quantile, min_samples=r.hedge_min_samples, default_ms=r.hedge_default_ms,
+                          min_ms=r.hedge_min_ms, max_ms=r.hedge_max_ms),
+        stats_window_s=r.stats_window_s,
+        degraded_error_rate=r.degraded_error_rate,
+    )

@@ -29,6 +29,7 @@ from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import openai as openai_api
+from perilune.api import providers as providers_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
@@ -174,6 +175,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         r.add_get("/v1/models", openai_api.list_models_open)
         r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
     r.add_get("/health", health)
+    providers_api.routes(app)  # GET /v1/providers
     ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics
     usage_api.routes(app)
     dashboard.routes(app)

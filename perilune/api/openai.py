@@ -10,6 +10,7 @@ from aiohttp import web
 
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
+from perilune.api.providers import live_models
 from perilune.errors import InvalidRequest, NotFound
 from perilune.gateway.pipeline import settle
 from perilune.gateway.relay import estimated_usage, relay_stream, render_result
@@ -136,16 +137,17 @@ async def _list_models(ctx: Ctx) -> web.StreamResponse:
     q = ctx.request.query
     want_in, want_out = _modalities(q.get("input"), "input"), _modalities(q.get("output"), "output")
     openai_list = _wants_openai_list(ctx)
+    all_entries, cached = live_models(ctx.services)  # avgThroughput from the live figures
     if not want_in and not want_out and not openai_list:
-        return ctx.json(ctx.services.models_json)
-    entries = [e for e in ctx.services.model_entries
+        return ctx.json(cached if cached is not None else _dumps(all_entries))
+    entries = [e for e in all_entries
                if want_in <= set(e["inputModalities"]) and want_out <= set(e["outputModalities"])]
     return ctx.json(_dumps({"object": "list", "data": entries} if openai_list else entries))
 
 
 async def _get_model(ctx: Ctx) -> web.StreamResponse:
     model_id = ctx.request.match_info["model"]
-    for e in ctx.services.model_entries:
+    for e in live_models(ctx.services)[0]:
         if e["id"] == model_id:
             return ctx.json(_dumps(e))
     raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")

@@ -134,6 +134,15 @@ class Router:
     def serving(self, model: ModelInfo) -> list[Provider]:
         return [self.providers[n] for n in self._serving.get(model.id, ()) if n in self.providers]
 
+    def models_of(self, provider: str) -> list[str]:
+        """The catalog ids ``provider`` serves (enabled ones)."""
+        return [mid for mid, names in self._serving.items() if provider in names
+                if (m := self.catalog.get(mid)) is not None and m.enabled]
+
+    def price(self, provider: str, model: ModelInfo) -> Price:
+        """``provider``'s price for ``model`` (its own, else the catalog's)."""
+        return self._prices.get((provider, model.id)) or model.effective_price
+
     def is_available(self, model: ModelInfo) -> bool:
         return model.enabled and any(p.ready for p in self.serving(model))
 

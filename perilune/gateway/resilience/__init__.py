@@ -4,6 +4,7 @@ Pure and clock-injected: nothing here does I/O or sleeps. The pipeline asks and 
 orders by it; the providers listing shows it.
 """
 
+from perilune.gateway.resilience.attempts import Attempts, Try
 from perilune.gateway.resilience.breaker import BreakerPolicy, CircuitBreaker, State
 from perilune.gateway.resilience.classify import falls_through, is_context_overflow, is_deployment_failure
 from perilune.gateway.resilience.health import DeploymentLike, Health, HealthPolicy, Status, policy_from_settings
@@ -13,6 +14,7 @@ from perilune.gateway.resilience.stats import DeploymentStats, Samples, Snapshot
 from perilune.gateway.resilience.window import RollingCounter
 
 __all__ = [
+    "Attempts",
     "BreakerPolicy",
     "CircuitBreaker",
     "Clock",
@@ -28,6 +30,7 @@ __all__ = [
     "Snapshot",
     "State",
     "Status",
+    "Try",
     "falls_through",
     "is_context_overflow",
     "is_deployment_failure",

@@ -95,6 +95,20 @@ class Health:
         e.breaker.record(now, ok, retry_after_s)
         e.stats.add(now, ok, latency_ms=latency_ms, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s)
 
+    def finish(self, d: DeploymentLike, ok: bool, *, latency_ms: float | None = None,
+               tokens_per_s: float | None = None) -> None:
+        """The end of an attempt that had opened (reported then): a stream's total time and speed, or
+        its failure after the first content (which counts against the breaker, not as a new request)."""
+        now = self.clock()
+        e = self._of(d)
+        if ok:
+            if latency_ms is not None:
+                e.stats.latency_ms.add(now, latency_ms)
+            if tokens_per_s is not None and tokens_per_s > 0:
+                e.stats.tokens_per_s.add(now, tokens_per_s)
+        else:
+            e.breaker.record(now, False)
+
     def state(self, d: DeploymentLike) -> State:
         return self._of(d).breaker.state(self.clock())
 
@@ -123,6 +137,18 @@ class Health:
 
     def throughput_tps(self, d: DeploymentLike) -> float | None:
         return self._of(d).stats.tokens_per_s.quantile(self.clock(), 0.5)
+
+    def breaker_state(self, provider: str, model: str) -> str:
+        return self._entry(provider, model).breaker.state(self.clock()).value
+
+    def measured_throughput(self) -> dict[str, float]:
+        """Model id -> median tokens/s over its measured providers (only models with a figure)."""
+        out: dict[str, float] = {}
+        for model in {m for (_, m) in self._entries}:
+            tps = self.model_throughput_tps(model)
+            if tps is not None:
+                out[model] = tps
+        return out
 
     def model_throughput_tps(self, model: str) -> float | None:
         """Median tokens/s over every provider of ``model`` that has been measured (GET /v1/models)."""

@@ -107,7 +107,8 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
-    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream, accountant), db,
+    pipeline = Pipeline(router, upstream, accountant, health=health, total_s=settings.timeouts.total_s)
+    s = Services(settings, catalog, providers, router, upstream, pipeline, db,
                  key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
     s.health = health

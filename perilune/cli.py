@@ -205,7 +205,7 @@ def sim(
     chunks: Annotated[int | None, typer.Option(help="Content chunks per stream.")] = None,
     chunk_delay_ms: Annotated[float, typer.Option(help="Stream: fixed delay between chunks.")] = 0.0,
     output_tokens: Annotated[int, typer.Option(help="Completion length when max_tokens is absent.")] = 16,
-    fault: Annotated[str | None, typer.Option(help="Inject a fault into every request (429, 500, 503, 529, "
+    fault: Annotated[str | None, typer.Option(help="Inject a fault into every request (400, 429, 500, 503, 529, "
                                               "hang, drop, malformed, error-event, timeout-first-byte).")] = None,
     api_key: Annotated[str | None, typer.Option(help="Require this key, as each provider does.")] = None,
     fault_rate: Annotated[float, typer.Option(help="Share of requests that get --fault (0..1).")] = 1.0,

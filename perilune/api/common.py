@@ -19,6 +19,7 @@ from aiohttp import web
 
 from perilune.errors import PayloadTooLarge, PeriluneError
 from perilune.gateway.auth import Principal
+from perilune.gateway.pipeline import ROUTE_HEADER, route_header
 from perilune.logs import REQUEST_ID
 from perilune.schema.canonical import Outcome
 
@@ -65,8 +66,10 @@ class Ctx:
         return data
 
     def json(self, body: bytes, status: int = 200) -> web.Response:
-        return web.Response(body=body, status=status, content_type=JSON_CT,
-                            headers={"x-request-id": self.request_id})
+        headers = {"x-request-id": self.request_id}
+        if self.outcome.route:
+            headers[ROUTE_HEADER] = route_header(self.outcome.route)
+        return web.Response(body=body, status=status, content_type=JSON_CT, headers=headers)
 
     async def start_sse(self) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers={
@@ -75,6 +78,8 @@ class Ctx:
             "X-Accel-Buffering": "no",
             "x-request-id": self.request_id,
         })
+        if self.outcome.route:
+            resp.headers[ROUTE_HEADER] = route_header(self.outcome.route)
         await resp.prepare(self.request)
         return resp
 
@@ -127,7 +132,10 @@ def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler
                 outcome.status, outcome.error_type = e.status_code, e.kind
                 if outcome.capture and outcome.payload_response is None:
                     outcome.payload_response = e.openai_body()
-                return error_response(e, dialect, outcome.request_id)
+                resp = error_response(e, dialect, outcome.request_id)
+                if outcome.route:
+                    resp.headers[ROUTE_HEADER] = route_header(outcome.route)
+                return resp
             except asyncio.CancelledError:
                 outcome.status, outcome.error_type = 499, "client_closed_request"
                 raise

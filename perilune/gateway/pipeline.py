@@ -210,6 +210,14 @@ class Pipeline:
                                    tokens_per_s=out / elapsed if out and elapsed > 0 else None)
 
 
+ROUTE_HEADER = "x-perilune-route"
+
+
+def route_header(route: list[Attempt]) -> str:
+    """The attempts of a request as ``provider/model:status`` entries, in order (499 = a hedge's loser)."""
+    return ", ".join(f"{a.provider}/{a.model}:{a.status}" for a in route)
+
+
 def _is_content(item: JSON) -> bool:
     """Does this stream item carry generated content (or end the answer)? Items before the first
     content (a role chunk, Anthropic's message_start and pings) are held back with it."""

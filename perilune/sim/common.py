@@ -20,6 +20,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 FAULTS = frozenset(
     {
+        "400",
         "429",
         "500",
         "503",

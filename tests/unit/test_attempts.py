@@ -8,8 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import pytest
-
 from perilune.errors import (
     PeriluneError,
     UpstreamRateLimited,
@@ -125,7 +123,7 @@ def test_falls_through_on_provider_failures_in_order() -> None:
 def test_other_4xx_is_the_answer_and_not_a_health_failure() -> None:
     h = health()
     ups = Upstreams(a=fail(UpstreamRejected("bad temperature")), b=ok())
-    result, tries = run(h, [dep("a"), dep("b")], ups)
+    result, _tries = run(h, [dep("a"), dep("b")], ups)
     assert isinstance(result, UpstreamRejected) and ups.calls == ["a"]
     assert h.snapshot("a", "m").errors == 0 and h.snapshot("a", "m").requests == 1
 

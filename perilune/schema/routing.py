@@ -33,8 +33,11 @@ class ProviderPrefs(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unk
     allow_fallbacks: bool = True
 
 
-def fallback_models(fallbacks: list[str] | None, fallback_model: str | None) -> tuple[str, ...]:
-    """``fallbacks`` then ``fallback_model``, without repeats, as the request gave them."""
+def fallback_models(fallbacks: list[str] | None, fallback_model: str | None) -> tuple[str, ...] | None:
+    """``fallbacks`` then ``fallback_model``, without repeats, as the request gave them; None when it
+    gave neither (the model's configured fallbacks apply), ``()`` for an explicit empty list."""
+    if fallbacks is None and fallback_model is None:
+        return None
     out = list(fallbacks or ())
     if fallback_model and fallback_model not in out:
         out.append(fallback_model)

@@ -98,18 +98,26 @@ class Attempts:
                     tries: list[Try], hedge: bool, close: Callable[[T], Awaitable[None]] | None
                     ) -> tuple[D, T] | PeriluneError:
         health = self.health
-        queue = self._candidates(plan)
+        queue = list(self._candidates(plan))
         running: dict[asyncio.Task[T], _Running[D]] = {}
         last_error: PeriluneError | None = None
         min_context: tuple[str, int | None] | None = None  # set by a context-length refusal
 
         def start(as_hedge: bool) -> bool:
-            for d, ask in queue:
+            """Start the next candidate. While another attempt runs, only one of the same model (a
+            model's reservation covers its own deployments; a new model waits until it is alone)."""
+            busy = {r.deployment.model.id for r in running.values()}
+            while queue:
+                d, ask = queue[0]
                 if min_context is not None:
                     model_id, ctx = min_context
                     own = _context_of(d)
                     if d.model.id == model_id or (ctx is not None and (own is None or own <= ctx)):
+                        queue.pop(0)
                         continue  # it would not fit either
+                if busy and d.model.id not in busy:
+                    return False
+                queue.pop(0)
                 if ask and not health.allow(d):
                     continue  # opened (or its probe was taken) since the plan was made
                 record = Try(d.provider.name, d.model.id, hedge=as_hedge)
@@ -162,8 +170,7 @@ class Attempts:
                     else:
                         health.report(r.deployment, True, exc.status_code)
                         raise exc
-                    if not running:
-                        start(False)
+                    start(False)  # the next one (beside a hedge still running, only of the same model)
             assert last_error is not None
             return last_error
         finally:

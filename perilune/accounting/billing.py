@@ -100,6 +100,7 @@ class Billing:
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self.written_off_pusd = 0
+        self._price_cache: dict[str, tuple[ModelInfo, int, int]] = {}
 
     @property
     def remote(self) -> bool:
@@ -127,6 +128,16 @@ class Billing:
         self._persist()
 
     # ---- request path ----
+    def _prices(self, model: ModelInfo) -> tuple[int, int]:
+        """Pico-USD per input token (the dearer of input and cache write) and per output token, rounded
+        up; computed once per model, so the request path reserves in integers."""
+        got = self._price_cache.get(model.id)
+        if got is None or got[0] is not model:
+            p = model.effective_price
+            per_in = _ceil_pico(max(p.input or Decimal(0), p.cache_write or Decimal(0)) / MILLION)
+            got = self._price_cache[model.id] = (model, per_in, _ceil_pico((p.output or Decimal(0)) / MILLION))
+        return got[1], got[2]
+
     async def reserve(self, principal: Principal | None, model: ModelInfo, *, reservation_id: str,
                       prompt_tokens: int, max_output: int | None, n: int = 1, unit_usd: Decimal = Decimal(0),
                       output_param: str = "max_tokens", generates: bool = True) -> Reservation:
@@ -134,17 +145,15 @@ class Billing:
         out = output_limit(model, max_output, n, output_param) if generates else 0
         if principal is None or principal.account_id is None:
             return Reservation(None, out, model)
-        price = model.effective_price
+        in_price, out_price = self._prices(model)
         in_tokens = math.ceil(prompt_tokens * PROMPT_MARGIN) + PROMPT_SLACK
-        in_price = max(price.input or Decimal(0), price.cache_write or Decimal(0))
         acct = self.accountant.account(principal.account_id)
         free = model.free_max_tokens > 0 and not model.premium
         ask = Ask(
             account_id=principal.account_id, key_id=principal.key_id, key_limits=principal.limits,
             account_limits=Limits(acct.rpm_limit, acct.tpm_limit) if acct else NO_LIMITS,
-            in_tokens=in_tokens, in_cost_pusd=_ceil_pico(in_tokens * in_price / MILLION),
-            out_tokens=out, out_price_pusd=_ceil_pico((price.output or Decimal(0)) / MILLION), n=n,
-            unit_cost_pusd=_ceil_pico(unit_usd), flexible=generates and max_output is None,
+            in_tokens=in_tokens, in_cost_pusd=in_tokens * in_price, out_tokens=out, out_price_pusd=out_price,
+            n=n, unit_cost_pusd=_ceil_pico(unit_usd) if unit_usd else 0, flexible=generates and max_output is None,
             min_out=min(MIN_FLEXIBLE_OUT, out) if out else 0, request_id=reservation_id,
             free_model=model.id if free else None, free_quota=model.free_max_tokens if free else 0,
             enforce_balance=self.accountant.enforce_balance,

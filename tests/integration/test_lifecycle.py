@@ -120,3 +120,19 @@ def test_shutdown_ends_open_streams_in_their_dialect(start_gateway: StartGateway
     assert (row["status"], row["error_type"]) == (503, "server_shutdown")
     assert row["charged_pusd"] and row["charged_pusd"] == row["total_cost_pusd"]
     assert Decimal(row["charged_pusd"]) > 0
+
+
+def test_shutdown_answers_requests_still_waiting_for_their_upstream(start_gateway: StartGateway) -> None:
+    gw = start_gateway(config=default_config("{sim_url}").replace(
+        'log_level = "warning"', 'log_level = "warning"\nshutdown_grace_s = 0.5'))
+    with httpx.Client(timeout=60) as client:
+        import threading
+
+        timer = threading.Timer(1.0, gw.proc.send_signal, (signal.SIGTERM,))
+        timer.start()
+        r = client.post(gw.v1 + "/chat/completions", headers=auth(gw, **{"x-sim-latency-ms": "8000"}),
+                        json={"model": "sim-gpt", "messages": MSG, "max_tokens": 5})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "server_shutdown"
+    gw.proc.wait(20)
+    row = record(gw, r.headers["x-request-id"])
+    assert (row["status"], row["error_type"], row["charged_pusd"]) == (503, "server_shutdown", 0)

@@ -38,7 +38,7 @@ from perilune.gateway.auth import KeyCache
 from perilune.gateway.jwt import build_verifier
 from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
-from perilune.gateway.resilience import Health, policy_from_settings
+from perilune.gateway.resilience import Health, ReachabilityProbe, policy_from_settings
 from perilune.gateway.routing import Router
 from perilune.limits.base import Limiter
 from perilune.limits.memory import MemoryLimiter
@@ -77,6 +77,7 @@ class Services:
     metrics: Metrics | None = None
     retention: Retention | None = None
     health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
+    probe: ReachabilityProbe | None = None
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -110,6 +111,9 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                  db, key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
     s.health = health
+    s.probe = ReachabilityProbe(health, [(p.name, p.base_url) for p in providers.values() if p.ready],
+                                interval_s=settings.resilience.reachability_interval_s,
+                                timeout_s=settings.resilience.reachability_timeout_s)
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
@@ -194,6 +198,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         await s.recorder.start()
         if s.retention is not None:
             await s.retention.start()
+        if s.probe is not None:
+            await s.probe.start()
         s.ready = True
 
     async def shutdown(app: web.Application) -> None:
@@ -206,6 +212,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         s = app[SERVICES]
         s.ready = False
         await s.billing.stop()
+        if s.probe is not None:
+            await s.probe.stop()
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

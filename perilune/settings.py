@@ -133,6 +133,8 @@ class Resilience(_Base):
     hedge_default_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # before that many samples
     hedge_min_ms: Annotated[float, msgspec.Meta(ge=0)] = 20.0
     hedge_max_ms: Annotated[float, msgspec.Meta(gt=0)] = 30_000.0
+    reachability_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # TCP connect to each provider; 0 = off
+    reachability_timeout_s: Seconds = 2.0
 
 
 JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")

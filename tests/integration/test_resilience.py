@@ -91,6 +91,10 @@ providers = ["laggard", "healthy"]
 price = { input = 1, output = 2 }
 hedge = true
 
+[models."res-quiet"]
+providers = ["healthy", "dead"]
+price = { input = 1, output = 2 }
+
 [models."res-tiny"]
 providers = ["tiny"]
 price = { input = 1, output = 2 }
@@ -152,6 +156,17 @@ def test_one_model_four_upstreams_all_answer_and_the_dead_one_is_shut_out(gw: Ga
     assert set(flaky) >= {"provider", "upstream_model", "status", "price", "context", "latency_ms_p50",
                           "ttft_ms_p50", "throughput_tps", "error_rate", "requests"}
     assert flaky["price"]["input"] == 1 and flaky["context"] == 100000 and flaky["upstream_model"] == "res-main"
+
+
+def test_a_dead_provider_no_request_reached_is_shown_down_by_the_probe(gw: Gateway) -> None:
+    deadline = time.monotonic() + 10.0
+    while providers_of(gw, "res-quiet")["dead"]["status"] != "down":
+        assert time.monotonic() < deadline, "the dead provider is not shown down after 10 s"
+        time.sleep(0.2)
+    quiet = providers_of(gw, "res-quiet")
+    assert quiet["dead"]["requests"] == 0 and quiet["healthy"]["status"] == "ok"
+    r = chat(gw, {"model": "res-quiet", "messages": MSG, "provider": {"order": ["dead", "healthy"]}})
+    assert route(r) == [("healthy/res-quiet", "200")]  # known unreachable: not even tried
 
 
 def test_fallback_model_serves_and_is_charged_at_its_price(gw: Gateway) -> None:

@@ -300,3 +300,31 @@ def test_classification_of_upstream_errors() -> None:
     assert is_context_overflow(UpstreamRejected("prompt is too long: 300000 tokens > 200000 maximum"))
     assert not is_context_overflow(UpstreamRejected("temperature must be <= 2"))
     assert not is_context_overflow(UpstreamUnavailable("context length"))
+
+
+def test_reachability_probe_marks_a_closed_port_down() -> None:
+    import asyncio
+    import socket
+
+    from perilune.gateway.resilience import ReachabilityProbe
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nobody listens there any more
+    h = Health(clock=Clock())
+    up = f"http://127.0.0.1:{listening.getsockname()[1]}/v1"
+    probe = ReachabilityProbe(h, [("up", up), ("down", f"http://127.0.0.1:{closed_port}/v1"), ("up2", up)],
+                              interval_s=1.0, timeout_s=1.0)
+    try:
+        asyncio.run(probe.run_once())
+    finally:
+        listening.close()
+    assert h.reachable("up") and h.reachable("up2") and not h.reachable("down")
+    assert h.status("down", "m") == "down" and h.status("up", "m") == "ok"
+    assert not h.available(dep("down")) and not h.allow(dep("down")) and h.allow(dep("up"))
+    h.set_reachable("down", True)
+    assert h.allow(dep("down"))

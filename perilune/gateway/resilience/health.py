@@ -65,6 +65,7 @@ class Health:
         self.policy = policy or HealthPolicy()
         self.clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
+        self._unreachable: set[str] = set()  # providers the reachability probe cannot connect to
 
     def _entry(self, provider: str, model: str) -> _Entry:
         key = (provider, model)
@@ -78,11 +79,21 @@ class Health:
 
     def allow(self, d: DeploymentLike) -> bool:
         """May an attempt go to ``d`` now? (Takes the single half-open probe slot when it is free.)"""
-        return self._of(d).breaker.allow(self.clock())
+        return d.provider.name not in self._unreachable and self._of(d).breaker.allow(self.clock())
 
     def available(self, d: DeploymentLike) -> bool:
         """Would ``allow`` say yes? No side effects: for ordering a plan."""
-        return self._of(d).breaker.would_allow(self.clock())
+        return d.provider.name not in self._unreachable and self._of(d).breaker.would_allow(self.clock())
+
+    def set_reachable(self, provider: str, ok: bool) -> None:
+        """What the reachability probe found (a TCP connect to the provider's host)."""
+        if ok:
+            self._unreachable.discard(provider)
+        else:
+            self._unreachable.add(provider)
+
+    def reachable(self, provider: str) -> bool:
+        return provider not in self._unreachable
 
     def report(self, d: DeploymentLike, ok: bool, status: int | None = None, retry_after_s: float | None = None,
                ttft_ms: float | None = None, tokens_per_s: float | None = None,
@@ -118,7 +129,7 @@ class Health:
     def status(self, provider: str, model: str) -> Status:
         e = self._entry(provider, model)
         now = self.clock()
-        if e.breaker.state(now) is not State.CLOSED:
+        if provider in self._unreachable or e.breaker.state(now) is not State.CLOSED:
             return "down"
         ok, fail = e.stats.counts.counts(now)
         total = ok + fail

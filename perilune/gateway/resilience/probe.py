@@ -1,6 +1,6 @@
 """Reachability probe: a TCP connect to each provider's host every few seconds.
 
-A provider nobody can connect to (refused, unroutable, silent past the timeout) is marked unreachable
+A provider nobody can connect to (refused, unroutable, unknown name) is marked unreachable
 in :class:`Health` until a connect succeeds again: its deployments are moved last and shown ``down``
 even when no request has gone its way (a hard-down provider listed after healthy ones would otherwise
 look "ok" forever). The only I/O of the resilience package; one connect per host per interval.
@@ -27,10 +27,15 @@ def endpoint_of(base_url: str) -> tuple[str, int] | None:
 
 
 async def reachable(host: str, port: int, timeout_s: float) -> bool:
+    """False only when the connect is refused or cannot be routed (or the name does not resolve): a
+    connect that is merely slow (a busy host's full accept queue) says nothing and counts as reachable;
+    requests that time out are the breaker's business."""
     try:
         async with asyncio.timeout(timeout_s):
             _, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError):
+    except TimeoutError:
+        return True
+    except OSError:
         return False
     writer.close()
     with contextlib.suppress(OSError):

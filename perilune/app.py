@@ -30,6 +30,7 @@ from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import openai as openai_api
 from perilune.api import router as router_api
+from perilune.api import providers as providers_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
@@ -38,6 +39,7 @@ from perilune.gateway.auth import KeyCache
 from perilune.gateway.jwt import build_verifier
 from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
+from perilune.gateway.resilience import Health, ReachabilityProbe, policy_from_settings
 from perilune.gateway.routing import Router
 from perilune.limits.base import Limiter
 from perilune.limits.memory import MemoryLimiter
@@ -77,6 +79,8 @@ class Services:
     metrics: Metrics | None = None
     retention: Retention | None = None
     semantic_router: RouterService | None = None  # POST /v1/router; loaded at start (perilune.router)
+    health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
+    probe: ReachabilityProbe | None = None
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -86,7 +90,8 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     providers = build_providers(settings, env)
     if sim_url:
         providers.update(sim_provider(settings, sim_url))
-    router = Router(catalog, providers)
+    health = Health(policy_from_settings(settings.resilience))
+    router = Router(catalog, providers, settings=settings, health=health)
     upstream = UpstreamClient()
     db = Database(settings.db_url, settings.database_timeout_s)
     key_store = KeyStore(db)
@@ -105,9 +110,14 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
     billing = Billing(limiter, accountant, settings.home_path / "spool")
-    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream), billing, Streams(),
+    pipeline = Pipeline(router, upstream, health=health, total_s=settings.timeouts.total_s)
+    s = Services(settings, catalog, providers, router, upstream, pipeline, billing, Streams(),
                  db, key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
+    s.health = health
+    s.probe = ReachabilityProbe(health, [(p.name, p.base_url) for p in providers.values() if p.ready],
+                                interval_s=settings.resilience.reachability_interval_s,
+                                timeout_s=settings.resilience.reachability_timeout_s)
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
@@ -183,6 +193,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         r.add_get("/v1/models", openai_api.list_models_open)
         r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
     r.add_get("/health", health)
+    providers_api.routes(app)  # GET /v1/providers
     ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics
     usage_api.routes(app)
     dashboard.routes(app)
@@ -207,6 +218,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
             s.semantic_router = await asyncio.to_thread(_router_service, s)
             if s.metrics is not None:
                 s.metrics.registry.register(RouterCollector(s.semantic_router.stats))
+        if s.probe is not None:
+            await s.probe.start()
         s.ready = True
 
     async def shutdown(app: web.Application) -> None:
@@ -219,6 +232,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         s = app[SERVICES]
         s.ready = False
         await s.billing.stop()
+        if s.probe is not None:
+            await s.probe.stop()
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

@@ -23,6 +23,7 @@ from perilune.providers.base import CHAT
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest, parse_body
 from perilune.schema.canonical import JSON
 from perilune.schema.convert import to_openai_request
+from perilune.schema.routing import fallback_models
 
 FORWARDED = ("anthropic-beta",)
 
@@ -48,6 +49,7 @@ async def messages(ctx: Ctx) -> web.StreamResponse:
     lc.observe(req.observability, raw)
     native, chat = _native(ctx, MESSAGES, raw)
     call = Call(CHAT, req.model, chat, stream=bool(req.stream), provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model), hedge=req.hedge,
                 max_output=req.max_tokens, output_param="max_tokens",
                 prompt_tokens=estimate.chat_prompt_tokens(chat or raw), native=native)
     return await ctx.serve(call, anthropic_encoder(lc.capture), {"request-id": ctx.request_id})

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
+from perilune.api.providers import live_models
 from perilune.errors import InvalidRequest, NotFound
 from perilune.gateway.pipeline import Call
 from perilune.gateway.relay import OpenAIEncoder, PickEncoder, Served
@@ -23,18 +24,20 @@ from perilune.schema.openai import (
     check_input_shape,
     parse_body,
 )
+from perilune.schema.routing import fallback_models
 
 Prepare = Callable[[JSON, Served], None]
 
 
-def _chat_call(op: str, model: str, raw: JSON, *, stream: bool, provider: str | None,
+def _chat_call(op: str, model: str, raw: JSON, *, stream: bool, req: ChatCompletionRequest | CompletionRequest,
                prompt_tokens: int) -> Call:
     max_out = raw.get("max_completion_tokens")
     param = "max_completion_tokens"
     if max_out is None:
         max_out, param = raw.get("max_tokens"), "max_tokens"
     n = raw.get("n")
-    return Call(op, model, raw, stream=stream, provider=provider,
+    return Call(op, model, raw, stream=stream, provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model), hedge=req.hedge,
                 max_output=max_out if isinstance(max_out, int) else None, output_param=param,
                 n=n if isinstance(n, int) else 1, prompt_tokens=prompt_tokens)
 
@@ -52,7 +55,7 @@ async def chat_completions(ctx: Ctx) -> web.StreamResponse:
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream_options is not None and not req.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
-    call = _chat_call(CHAT, req.model, raw, stream=bool(req.stream), provider=req.provider,
+    call = _chat_call(CHAT, req.model, raw, stream=bool(req.stream), req=req,
                       prompt_tokens=estimate.chat_prompt_tokens(raw))
     return await ctx.serve(call, _encoder(ctx, include_usage))
 
@@ -64,7 +67,7 @@ async def completions(ctx: Ctx) -> web.StreamResponse:
     ctx.lifecycle.model_requested = req.model
     ctx.lifecycle.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    call = _chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), provider=req.provider,
+    call = _chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), req=req,
                       prompt_tokens=estimate.text_prompt_tokens(req.prompt))
     return await ctx.serve(call, _encoder(ctx, include_usage))
 
@@ -83,6 +86,7 @@ async def embeddings(ctx: Ctx) -> web.StreamResponse:
         _encode_embeddings(body, encoding)
 
     call = Call(EMBEDDINGS, req.model, raw, provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model),
                 prompt_tokens=estimate.text_prompt_tokens(req.input), generates=False)
     return await ctx.serve(call, _encoder(ctx, False, prepare))
 
@@ -125,16 +129,17 @@ async def _list_models(ctx: Ctx) -> web.StreamResponse:
     q = ctx.request.query
     want_in, want_out = _modalities(q.get("input"), "input"), _modalities(q.get("output"), "output")
     openai_list = _wants_openai_list(ctx)
+    all_entries, cached = live_models(ctx.services)  # avgThroughput from the live figures
     if not want_in and not want_out and not openai_list:
-        return ctx.json(ctx.services.models_json)
-    entries = [e for e in ctx.services.model_entries
+        return ctx.json(cached if cached is not None else _dumps(all_entries))
+    entries = [e for e in all_entries
                if want_in <= set(e["inputModalities"]) and want_out <= set(e["outputModalities"])]
     return ctx.json(_dumps({"object": "list", "data": entries} if openai_list else entries))
 
 
 async def _get_model(ctx: Ctx) -> web.StreamResponse:
     model_id = ctx.request.match_info["model"]
-    for e in ctx.services.model_entries:
+    for e in live_models(ctx.services)[0]:
         if e["id"] == model_id:
             return ctx.json(_dumps(e))
     raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")

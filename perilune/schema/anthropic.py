@@ -17,6 +17,7 @@ from msgspec import Meta
 
 from perilune.errors import InvalidRequest, MalformedJSON
 from perilune.schema.canonical import JSON
+from perilune.schema.routing import ROUTING_FIELDS, Fallbacks, ModelName, ProviderPrefs
 
 T = TypeVar("T")
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
@@ -214,8 +215,11 @@ class MessagesRequest(_S):
     thinking: Thinking | None = None
     metadata: Metadata | None = None
     # perilune's own fields; never forwarded upstream
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
     observability: bool | None = None
+    fallbacks: Fallbacks | None = None
+    fallback_model: ModelName | None = None
+    hedge: bool | None = None
 
 
 class CountTokensRequest(_S):
@@ -225,10 +229,10 @@ class CountTokensRequest(_S):
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
 
 
-PERILUNE_FIELDS = ("provider", "observability")
+PERILUNE_FIELDS = ("provider", "observability", *ROUTING_FIELDS)
 
 
 # ---- parsing ----------------------------------------------------------------------------------

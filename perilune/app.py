@@ -29,8 +29,8 @@ from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import openai as openai_api
-from perilune.api import router as router_api
 from perilune.api import providers as providers_api
+from perilune.api import router as router_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document

@@ -29,6 +29,7 @@ from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import openai as openai_api
+from perilune.api import responses as responses_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
@@ -47,6 +48,7 @@ from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
 from perilune.store.ledger import LedgerStore
+from perilune.store.responses import ResponseStore
 
 log = logging.getLogger("perilune")
 
@@ -78,6 +80,7 @@ class Services:
         task.add_done_callback(self.background.discard)
     metrics: Metrics | None = None
     retention: Retention | None = None
+    responses: ResponseStore = field(init=False)  # stored Responses (POST /v1/responses)
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -106,6 +109,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream, accountant), db,
                  key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
+    s.responses = ResponseStore(db)
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
@@ -161,6 +165,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     r.add_post("/v1/embeddings", openai_api.embeddings)
     r.add_post("/v1/messages", anthropic_api.messages)
     r.add_post("/v1/messages/count_tokens", anthropic_api.count_tokens)
+    responses_api.routes(app)
     r.add_post("/v1/images/generations", media.image_generations)
     r.add_post("/v1/audio/transcriptions", media.transcriptions)
     if settings.models_require_key:

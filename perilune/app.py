@@ -28,6 +28,7 @@ from perilune.accounting.recorder import UsageRecorder
 from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
+from perilune.api import models as models_api
 from perilune.api import openai as openai_api
 from perilune.api import responses as responses_api
 from perilune.api import usage as usage_api
@@ -168,12 +169,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     responses_api.routes(app)
     r.add_post("/v1/images/generations", media.image_generations)
     r.add_post("/v1/audio/transcriptions", media.transcriptions)
-    if settings.models_require_key:
-        r.add_get("/v1/models", openai_api.list_models_keyed)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_keyed)
-    else:
-        r.add_get("/v1/models", openai_api.list_models_open)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
+    models_api.routes(app, require_key=settings.models_require_key)  # /v1/models, /v1/models/{id}, /
     r.add_get("/health", health)
     ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics
     usage_api.routes(app)

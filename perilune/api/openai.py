@@ -1,16 +1,15 @@
-"""The OpenAI dialect: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models."""
+"""The OpenAI dialect: /v1/chat/completions, /v1/completions, /v1/embeddings (/v1/models: api/models.py)."""
 
 from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
 
 from aiohttp import web
 
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
-from perilune.errors import InvalidRequest, NotFound
+from perilune.errors import InvalidRequest
 from perilune.gateway.pipeline import settle
 from perilune.gateway.relay import estimated_usage, relay_stream, render_result
 from perilune.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
@@ -107,56 +106,3 @@ def _encode_embeddings(body: JSON, encoding: str) -> None:
         elif encoding == "float" and isinstance(vec, str):
             raw = base64.b64decode(vec)
             item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
-
-
-def _modalities(value: str | None, param: str) -> set[str]:
-    if not value:
-        return set()
-    wanted = {v.strip().lower() for v in value.split(",") if v.strip()}
-    unknown = wanted - {"text", "image", "audio", "file", "video", "embedding"}
-    if unknown:
-        raise InvalidRequest(f"Unknown modality {sorted(unknown)[0]!r} in '{param}'; use text, image, audio, "
-                             "file, video or embedding.", param=param)
-    return wanted
-
-
-def _wants_openai_list(ctx: Ctx) -> bool:
-    """The official OpenAI SDKs (which identify themselves with X-Stainless-* headers) parse only the
-    ``{"object": "list", "data": [...]}`` envelope; everyone else gets the catalog's top-level array."""
-    fmt = ctx.request.query.get("format")
-    if fmt is not None:
-        if fmt not in ("openai", "array"):
-            raise InvalidRequest("format must be 'openai' or 'array'.", param="format")
-        return fmt == "openai"
-    return "X-Stainless-Lang" in ctx.request.headers
-
-
-async def _list_models(ctx: Ctx) -> web.StreamResponse:
-    q = ctx.request.query
-    want_in, want_out = _modalities(q.get("input"), "input"), _modalities(q.get("output"), "output")
-    openai_list = _wants_openai_list(ctx)
-    if not want_in and not want_out and not openai_list:
-        return ctx.json(ctx.services.models_json)
-    entries = [e for e in ctx.services.model_entries
-               if want_in <= set(e["inputModalities"]) and want_out <= set(e["outputModalities"])]
-    return ctx.json(_dumps({"object": "list", "data": entries} if openai_list else entries))
-
-
-async def _get_model(ctx: Ctx) -> web.StreamResponse:
-    model_id = ctx.request.match_info["model"]
-    for e in ctx.services.model_entries:
-        if e["id"] == model_id:
-            return ctx.json(_dumps(e))
-    raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
-
-
-def _dumps(obj: Any) -> bytes:
-    import orjson
-
-    return orjson.dumps(obj)
-
-
-list_models_open = endpoint("openai", "models", auth="none")(_list_models)
-list_models_keyed = endpoint("openai", "models", auth="key")(_list_models)
-get_model_open = endpoint("openai", "models", auth="none")(_get_model)
-get_model_keyed = endpoint("openai", "models", auth="key")(_get_model)

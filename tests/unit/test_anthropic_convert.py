@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from perilune.errors import Unsupported, UpstreamUnavailable
+from perilune.schema.anthropic import CountTokensRequest, MessagesRequest, parse_body
 from perilune.schema.convert import EventEncoder, to_anthropic_message, to_openai_request
 
 JSON = dict[str, Any]
@@ -283,6 +284,42 @@ def test_request_native_only_tools_and_results() -> None:
     assert info.value.param == "messages[1].content[0].content"
     with pytest.raises(Unsupported):
         to_openai_request({**base, "mcp_servers": [{"type": "url", "url": "https://x"}]})
+
+
+def test_claude_code_request_shapes_translate() -> None:
+    """What Claude Code sends (mid-conversation system turns, context_management, output_config effort
+    'max', cache_control, thinking.display): accepted, and translated or dropped for OpenAI upstreams."""
+    raw = {
+        "model": "sim-gpt", "max_tokens": 32000, "stream": True,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": [{"type": "text", "text": "<system-reminder>today</system-reminder>"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "sig"},
+                                              {"type": "text", "text": "hello"}]},
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "again"},
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 31999, "display": "summarized"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "max"},
+        "metadata": {"user_id": "user_abc"},
+    }
+    typed, _ = parse_body(orjson.dumps(raw), MessagesRequest)
+    assert [m.role for m in typed.messages] == ["user", "system", "assistant", "system", "user"]
+    out = to_openai_request(raw)
+    assert out["messages"] == [
+        {"role": "system", "content": [{"type": "text", "text": "You are Claude Code."},
+                                       {"type": "text", "text": "<system-reminder>today</system-reminder>"},
+                                       {"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"},
+    ]
+    assert out["reasoning_effort"] == "high" and "context_management" not in out
+    assert to_openai_request({**raw, "thinking": None})["reasoning_effort"] == "high"  # effort 'max'
+    count, _ = parse_body(orjson.dumps({k: raw[k] for k in ("model", "messages", "system")}), CountTokensRequest)
+    assert count.messages[1].role == "system"
 
 
 # ---- responses ---------------------------------------------------------------------------------

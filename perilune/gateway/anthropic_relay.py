@@ -71,7 +71,10 @@ async def relay_converted(write: Write, stream: Stream, outcome: Outcome, *, pro
     capture = StreamCapture() if outcome.capture else None  # "observability": the assembled output
     if capture is not None:
         outcome.payload_response = capture
-    await write(_event(*enc.start(message_id(outcome), d.upstream_model, {"provider": outcome.provider})))
+    known = stream.decoder.usage  # some upstreams (Gemini) report the prompt's count before any content
+    await write(_event(*enc.start(message_id(outcome), d.upstream_model, {"provider": outcome.provider},
+                                  input_tokens=known.prompt_tokens if known else prompt_estimate,
+                                  estimated=known is None)))
     try:
         async for chunk in stream.chunks:
             if outcome.ttft_ms is None:

@@ -339,10 +339,18 @@ class EventEncoder:
         self.has_tools = False
 
     @staticmethod
-    def start(msg_id: str, model: str, extra: JSON | None = None) -> Event:
+    def start(msg_id: str, model: str, extra: JSON | None = None, *, input_tokens: int | None = None,
+              estimated: bool = True) -> Event:
+        """``message_start``. Its ``usage.input_tokens`` is the prompt's token count, as Anthropic's own
+        message_start carries it: the upstream's exact count when it is known before the first delta
+        (``estimated=False``), else perilune's local estimate, flagged ``"estimated": true``. The final
+        counts follow in message_delta."""
+        usage: JSON = {"input_tokens": input_tokens or 0, "cache_creation_input_tokens": 0,
+                       "cache_read_input_tokens": 0, "output_tokens": 0}
+        if estimated and input_tokens is not None:
+            usage["estimated"] = True
         message: JSON = {"id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
-                         "stop_reason": None, "stop_sequence": None,
-                         "usage": {"input_tokens": 0, "output_tokens": 0}}
+                         "stop_reason": None, "stop_sequence": None, "usage": usage}
         if extra:
             message.update(extra)
         return "message_start", {"type": "message_start", "message": message}

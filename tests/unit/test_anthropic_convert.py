@@ -35,7 +35,7 @@ def call(index: int, args: str, id_: str | None = None, name: str | None = None)
 
 def encode(chunks: list[JSON], usage: JSON | None = None) -> list[tuple[str, JSON]]:
     enc = EventEncoder()
-    events = [enc.start("msg_1", "gpt-x")]
+    events = [enc.start("msg_1", "gpt-x", input_tokens=12)]
     for c in chunks:
         events += enc.feed(c)
     return events + enc.finish(usage or USAGE)
@@ -411,10 +411,18 @@ START = (
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                      "output_tokens": 0, "estimated": True},
         },
     },
 )
+
+
+def test_message_start_carries_the_prompt_count() -> None:
+    exact = EventEncoder.start("m", "x", input_tokens=40, estimated=False)[1]["message"]["usage"]
+    assert exact == {"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                     "output_tokens": 0}
+    assert EventEncoder.start("m", "x", input_tokens=7)[1]["message"]["usage"]["estimated"] is True
 
 
 def block_start(i: int, block: JSON) -> tuple[str, JSON]:

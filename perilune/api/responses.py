@@ -1,8 +1,10 @@
 """The Responses API: POST /v1/responses, GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items.
 
-A request is translated to the canonical chat form (:mod:`perilune.dialects.responses.to_hub`) and
-served like any chat completion; the answer is rendered by the Responses encoder (a Response object, or
-the Responses event stream). Stored responses (``store`` not false) live in the database, scoped to
+Per deployment the request takes one of two forms: an upstream that speaks Responses (provider type
+``openai``) gets it natively, resolved (the stored conversation and referenced items inlined,
+``store: false`` upstream, since perilune keeps the conversation); any other gets the canonical chat
+form (:mod:`perilune.dialects.responses.to_hub`). The Responses encoder renders either (a Response
+object, or the Responses event stream). Stored responses (``store`` not false) live in the database, scoped to
 the account; ``previous_response_id`` prepends the stored conversation, ``item_reference`` items are
 replaced by the stored items they name.
 """
@@ -20,13 +22,13 @@ from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
 from perilune.dialects.responses import items as resp_items
 from perilune.dialects.responses.encoder import ResponsesEncoder
-from perilune.dialects.responses.from_hub import response_id
+from perilune.dialects.responses.from_hub import output_text, response_id
 from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.dialects.responses.to_hub import input_items, to_chat
-from perilune.errors import InvalidRequest, NotFound, PeriluneError
-from perilune.gateway.pipeline import settle
+from perilune.errors import InvalidRequest, NotFound, PeriluneError, Unsupported
+from perilune.gateway.pipeline import Native, settle
 from perilune.gateway.relay import estimated_usage, extend_usage
-from perilune.providers.base import CHAT
+from perilune.providers.base import CHAT, RESPONSES
 from perilune.schema.canonical import JSON, Outcome, Usage
 from perilune.schema.openai import parse_body
 from perilune.store.responses import ChainTooLong
@@ -38,7 +40,8 @@ class Prepared:
     """A Responses request made ready to serve: its canonical chat form and what is stored with it."""
 
     raw: JSON
-    chat: JSON
+    chat: JSON  # {} when the request has no chat form (native.unconvertible says why)
+    native: Native
     inputs: list[JSON]  # this request's input items, in stored form (ids given)
     rid: str
     store: bool
@@ -62,9 +65,32 @@ async def prepare(ctx: Ctx, req: ResponsesRequest, raw: JSON) -> Prepared:
             raise NotFound(f"Previous response with id '{req.previous_response_id}' not found.",
                            param="previous_response_id", code="previous_response_not_found")
         items = resp_items.resolve(items, found)
-    chat = to_chat({**raw, "input": items}, history)
+    native = Native(RESPONSES, native_request(raw, items, history))
+    try:
+        chat = to_chat({**raw, "input": items}, history)
+    except Unsupported as e:  # built-in tools, file ids ...: only a Responses upstream can serve it
+        native.unconvertible, chat = e, {}
     stored = [resp_items.stored_item(i) for i in items if isinstance(i, dict)]
-    return Prepared(raw, chat, stored, response_id(ctx.request_id), req.store is not False)
+    return Prepared(raw, chat, native, stored, response_id(ctx.request_id), req.store is not False)
+
+
+def _upstream_item(item: Any) -> Any:
+    """An item as a stateless upstream takes it: no ids or statuses of items it never stored."""
+    if not isinstance(item, dict):
+        return item
+    return {k: v for k, v in item.items() if k not in ("id", "status")}
+
+
+def native_request(raw: JSON, items: list[Any], history: list[Any] | None) -> JSON:
+    """The request for an upstream that speaks Responses: the conversation inlined, nothing stored there.
+    Reasoning items without their encrypted content mean nothing to a stateless upstream: left out."""
+    body = {k: v for k, v in raw.items() if k != "previous_response_id"}
+    if history or resp_items.references(input_items(raw)):
+        body["input"] = [_upstream_item(i) for i in [*(history or []), *items]
+                         if not (isinstance(i, dict) and i.get("type") == "reasoning"
+                                 and not i.get("encrypted_content"))]
+    body["store"] = False
+    return body
 
 
 @dataclass(slots=True)
@@ -72,6 +98,7 @@ class _Served:
     """What the encoder reads of the served attempt (the lifecycle's ``Served`` replaces this)."""
 
     outcome: Outcome
+    native: bool = False
 
     @property
     def model(self) -> str:
@@ -104,22 +131,26 @@ async def create_response(ctx: Ctx) -> web.StreamResponse:
     if req.observability:
         o.capture, o.payload_request = True, raw
     p = await prepare(ctx, req, raw)
-    prompt_estimate = estimate.chat_prompt_tokens(p.chat)
+    prompt_estimate = estimate.chat_prompt_tokens(p.chat) if p.chat else estimate.text_prompt_tokens(
+        orjson.dumps(p.native.raw.get("input")).decode())
     o.estimate_in, o.estimate_out = prompt_estimate, req.max_output_tokens
     enc = ResponsesEncoder(raw, p.rid, stream=bool(req.stream), extension=_extension,
                            created_at=int(o.started_wall))
     served = _Served(o)
     pipeline, headers = ctx.services.pipeline, ctx.request.headers
     if not req.stream:
-        d, result = await pipeline.complete(CHAT, p.chat, o, req.provider, headers)
-        settle(o, d, result.usage or estimated_usage(prompt_estimate, estimate.chat_output_tokens(result.body)))
+        d, result = await pipeline.complete(CHAT, p.chat, o, req.provider, headers, native=p.native)
+        served.native = p.native.serves(d)
+        output = count_tokens(output_text(result.body)) if served.native else estimate.chat_output_tokens(result.body)
+        settle(o, d, result.usage or estimated_usage(prompt_estimate, output))
         body = enc.body(result.body, served)
         if o.capture:
             o.payload_response = enc.final
         _on_final(ctx, p, enc)
         return ctx.json(body)
-    upstream = await pipeline.stream(CHAT, p.chat, o, req.provider, headers)
+    upstream = await pipeline.stream(CHAT, p.chat, o, req.provider, headers, native=p.native)
     d = upstream.deployment
+    served.native = p.native.serves(d)
     resp = await ctx.start_sse()
     if o.capture:
         o.payload_response = enc.capture()

@@ -154,3 +154,52 @@ def test_bad_requests_are_400s_in_openai_shape(gw: Gateway, body: dict[str, Any]
     assert r.status_code == 400
     check("ErrorResponse", r.json())
     assert r.json()["error"]["param"] == param
+
+
+NATIVE_CONFIG = CONFIG.replace('name = "sim"\n', 'name = "sim"\ntype = "openai"\n', 1)
+
+
+@pytest.fixture(scope="module")
+def native_gw(start_gateway: StartGateway) -> Gateway:
+    """The simulator's OpenAI personality as a provider of type "openai": Responses pass natively."""
+    return start_gateway(NATIVE_CONFIG)
+
+
+def test_native_passthrough_non_streamed(native_gw: Gateway) -> None:
+    client = openai.OpenAI(base_url=native_gw.v1, api_key=native_gw.key, max_retries=0)
+    r = client.responses.create(model="sim-gpt", input="Tell me about the sea", metadata={"k": "v"})
+    body = _http(native_gw, "GET", f"/responses/{r.id}").json()
+    check("Response", body)
+    assert body["background"] is False  # a field only the upstream's own Response object has
+    assert body["id"] == r.id and r.id.startswith("resp_") and body["store"] is True and body["metadata"] == {"k": "v"}
+    assert body["provider"] == "sim" and body["usage"]["total_cost_usd"] > 0 and body["usage"]["input_tokens"] > 0
+    follow = client.responses.create(model="sim-gpt", input="More", previous_response_id=r.id)
+    assert follow.status == "completed" and follow.previous_response_id == r.id
+    alone = client.responses.create(model="sim-gpt", input="More", store=False)
+    assert follow.usage and alone.usage and follow.usage.input_tokens > alone.usage.input_tokens
+
+
+def test_native_passthrough_streamed_with_tool_round_trip(native_gw: Gateway) -> None:
+    with httpx.stream("POST", native_gw.v1 + "/responses", headers={"Authorization": f"Bearer {native_gw.key}"},
+                      timeout=30, json={"model": "sim-gpt", "input": "Weather in Paris?", "tools": [TOOL],
+                                        "stream": True}) as resp:
+        evs = [json.loads(ln[6:]) for ln in resp.iter_lines() if ln.startswith("data: ")]
+    for ev in evs:
+        check_event(ev)
+    assert [e["sequence_number"] for e in evs] == list(range(len(evs)))
+    final = evs[-1]
+    assert final["type"] == "response.completed" and final["response"]["usage"]["total_cost_usd"] > 0
+    rid = final["response"]["id"]
+    assert all(e["response"]["id"] == rid for e in evs if "response" in e)
+    call = final["response"]["output"][0]
+    assert call["type"] == "function_call"
+    client = openai.OpenAI(base_url=native_gw.v1, api_key=native_gw.key, max_retries=0)
+    second = client.responses.create(model="sim-gpt", tools=[TOOL], previous_response_id=rid, input=[
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}])
+    assert second.output_text and second.output[0].type == "message"
+
+
+def test_builtin_tools_only_reach_a_native_upstream(gw: Gateway, native_gw: Gateway) -> None:
+    body = {"model": "sim-gpt", "input": "x", "tools": [{"type": "web_search"}]}
+    assert _http(gw, "POST", "/responses", json=body).status_code == 400
+    assert _http(native_gw, "POST", "/responses", json=body).status_code == 200

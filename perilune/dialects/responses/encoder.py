@@ -17,6 +17,10 @@ Reasoning and message items close as soon as another item starts; function calls
 end, so parallel calls whose argument fragments interleave are still correct (each event names its
 item). A failure mid-stream is an ``error`` event followed by ``response.failed``; then the stream ends.
 
+When the upstream speaks Responses itself (``served.native``), its own Response and events pass
+through: ids become perilune's response id, ``previous_response_id``/``store``/``metadata`` are the
+client's, usage is perilune's (cost, timings); the final event is held until the usage is settled.
+
 The encoder is pure (no I/O). It implements the gateway's ``Encoder`` protocol (body, start, item,
 finish, error, text, capture); what it needs of the served attempt is :class:`ServedView`.
 """
@@ -106,10 +110,31 @@ class ResponsesEncoder:
         self._calls: dict[int, _Item] = {}
         self.finish_reason: str | None = None
         self.final: JSON | None = None  # the finished (or failed) Response, for storage and capture
+        self._held: JSON | None = None  # a native stream's final event, until usage is known
+
+    # ---- native passthrough (the upstream speaks Responses) ---------------------------------------
+
+    def _rewrite(self, response: JSON, served: Any, *, usage: bool) -> JSON:
+        out = dict(response)
+        out["id"] = self.rid
+        out["previous_response_id"] = self.raw.get("previous_response_id")
+        out["store"] = self.raw.get("store", True) is not False
+        out["metadata"] = self.raw.get("metadata") or {}
+        if usage:
+            out["usage"] = fh.usage_json(served.usage or Usage(), self.extension(served))
+            provider = getattr(served, "provider", None)
+            if provider:
+                out["provider"] = provider
+        else:
+            out.pop("usage", None)
+        return out
 
     # ---- non-streamed ----------------------------------------------------------------------------
 
     def body(self, result: JSON, served: Any) -> bytes:
+        if getattr(served, "native", False):
+            self.final = self._rewrite(result, served, usage=True)
+            return orjson.dumps(self.final)
         self.final = fh.to_response(result, self.raw, self.rid, self.created_at, served.usage or Usage(),
                                     self.extension(served))
         provider = getattr(served, "provider", None)
@@ -130,6 +155,8 @@ class ResponsesEncoder:
         return body
 
     def start(self, served: Any) -> bytes:
+        if getattr(served, "native", False):
+            return b""  # the upstream sends its own response.created and response.in_progress
         snap = self._snapshot(served, "in_progress")
         return (self._event({"type": "response.created", "response": snap})
                 + self._event({"type": "response.in_progress", "response": dict(snap)}))
@@ -220,7 +247,19 @@ class ResponsesEncoder:
             out.append(self._event({"type": "response.function_call_arguments.delta", "item_id": item.id,
                                     "output_index": item.index, "delta": args}))
 
+    def _native_item(self, ev: JSON, served: Any) -> bytes:
+        seq = ev.get("sequence_number")
+        self.seq = seq + 1 if isinstance(seq, int) else self.seq + 1
+        if isinstance(ev.get("response"), dict):
+            ev["response"] = self._rewrite(ev["response"], served, usage=False)
+        if ev.get("type") in ("response.completed", "response.incomplete"):
+            self._held = ev
+            return b""
+        return encode_event(str(ev.get("type")), orjson.dumps(ev))
+
     def item(self, item: JSON, served: Any) -> bytes:
+        if getattr(served, "native", False):
+            return self._native_item(item, served)
         out: list[bytes] = []
         for choice in item.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -241,6 +280,11 @@ class ResponsesEncoder:
         return b"".join(out)
 
     def finish(self, served: Any) -> bytes:
+        if getattr(served, "native", False) and self._held is not None:
+            held = self._held
+            held["response"] = self._rewrite(held["response"], served, usage=True)
+            self.final = held["response"]
+            return encode_event(str(held["type"]), orjson.dumps(held))
         out: list[bytes] = []
         status, incomplete = fh.finish_status(self.finish_reason)
         for item in self.items:
@@ -271,6 +315,9 @@ class ResponsesEncoder:
         return b"".join(out)
 
     def text(self, item: JSON) -> str:
+        if str(item.get("type", "")).startswith("response."):  # a native event
+            delta = item.get("delta")
+            return delta if isinstance(delta, str) else ""
         return estimate.chunk_output_text(item)
 
     def capture(self) -> ResponseCapture:

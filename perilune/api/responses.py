@@ -152,8 +152,6 @@ async def create_response(ctx: Ctx) -> web.StreamResponse:
     d = upstream.deployment
     served.native = p.native.serves(d)
     resp = await ctx.start_sse()
-    if o.capture:
-        o.payload_response = enc.capture()
     await resp.write(enc.start(served))
     texts: list[str] = []
     try:
@@ -166,10 +164,14 @@ async def create_response(ctx: Ctx) -> web.StreamResponse:
         o.status, o.error_type = e.status_code, e.kind
         settle(o, d, upstream.decoder.usage or estimated_usage(prompt_estimate, count_tokens("".join(texts))))
         await resp.write(enc.error(e, served))
+        if o.capture:
+            o.payload_response = enc.final
         await resp.write_eof()
         return resp
     settle(o, d, upstream.decoder.usage or estimated_usage(prompt_estimate, count_tokens("".join(texts))))
     await resp.write(enc.finish(served))
+    if o.capture:
+        o.payload_response = enc.final
     _on_final(ctx, p, enc)
     await resp.write_eof()
     return resp

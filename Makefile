@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: serve test lint bench install clean
+.PHONY: serve test lint bench install clean clients
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check perilune tests bench
 	$(VENV)/bin/mypy perilune
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clients: $(VENV)/.installed-test  ## the client matrix: Python frameworks, Node SDKs, Vercel AI SDK, Claude Code
+	bash clients/run.sh
 
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.run $(ARGS)

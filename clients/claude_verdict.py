@@ -14,5 +14,6 @@ except (IndexError, json.JSONDecodeError) as e:
     sys.exit()
 ok = d.get("subtype") == "success" and not d.get("is_error") and d.get("num_turns", 0) >= 2 and bool(d.get("result"))
 usage = d.get("usage") or {}
-evidence = f"turns={d.get('num_turns')} input_tokens={usage.get('input_tokens')} output_tokens={usage.get('output_tokens')}"
+evidence = (f"turns={d.get('num_turns')} input_tokens={usage.get('input_tokens')} "
+            f"output_tokens={usage.get('output_tokens')}")
 print(("PASS " if ok else "FAIL ") + evidence + ("" if ok else " " + json.dumps(d)[:300]))

@@ -12,6 +12,7 @@ replaced by the stored items they name.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,11 @@ from perilune.dialects.responses.encoder import ResponsesEncoder
 from perilune.dialects.responses.from_hub import output_text, response_id
 from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.dialects.responses.to_hub import input_items, to_chat
-from perilune.errors import InvalidRequest, NotFound, PeriluneError, Unsupported
-from perilune.gateway.pipeline import Native, settle
-from perilune.gateway.relay import estimated_usage, extend_usage
-from perilune.providers.base import CHAT, RESPONSES
-from perilune.schema.canonical import JSON, Outcome, Usage
+from perilune.errors import InvalidRequest, NotFound, Unsupported
+from perilune.gateway.pipeline import Call, Native
+from perilune.gateway.relay import usage_extension
+from perilune.providers.base import CHAT, RESPONSES, Result
+from perilune.schema.canonical import JSON, Usage
 from perilune.schema.openai import parse_body
 from perilune.store.responses import ChainTooLong
 from perilune.tokens import count_tokens
@@ -65,7 +66,7 @@ async def prepare(ctx: Ctx, req: ResponsesRequest, raw: JSON) -> Prepared:
             raise NotFound(f"Previous response with id '{req.previous_response_id}' not found.",
                            param="previous_response_id", code="previous_response_not_found")
         items = resp_items.resolve(items, found)
-    native = Native(RESPONSES, native_request(raw, items, history))
+    native = Native(RESPONSES, native_request(raw, items, history), output_param="max_output_tokens")
     try:
         chat = to_chat({**raw, "input": items}, history)
     except Unsupported as e:  # built-in tools, file ids ...: only a Responses upstream can serve it
@@ -93,87 +94,44 @@ def native_request(raw: JSON, items: list[Any], history: list[Any] | None) -> JS
     return body
 
 
-@dataclass(slots=True)
-class _Served:
-    """What the encoder reads of the served attempt (the lifecycle's ``Served`` replaces this)."""
-
-    outcome: Outcome
-    native: bool = False
-
-    @property
-    def model(self) -> str:
-        return self.outcome.model_served or self.outcome.model_requested
-
-    @property
-    def provider(self) -> str:
-        return self.outcome.provider
-
-    @property
-    def usage(self) -> Usage | None:
-        return self.outcome.usage
-
-
 def _extension(served: Any) -> JSON:
-    o: Outcome = served.outcome
-    return extend_usage({}, o, o.usage or Usage())
+    return usage_extension({}, served)
 
 
-def _on_final(ctx: Ctx, p: Prepared, enc: ResponsesEncoder) -> None:
-    if p.store and enc.final is not None and enc.final.get("status") != "failed":
-        ctx.services.responses.save_later(_account(ctx), enc.final, p.inputs)
+def _result_usage(prompt_tokens: int) -> Callable[[Result], Usage]:
+    """Usage of a non-streamed answer: the upstream's, else counted locally (flagged estimated)."""
+    def usage(result: Result) -> Usage:
+        if result.usage is not None:
+            return result.usage
+        body = result.body
+        out = estimate.chat_output_tokens(body) if "choices" in body else count_tokens(output_text(body))
+        return Usage(input_tokens=prompt_tokens, output_tokens=out, estimated=True)
+    return usage
 
 
-@endpoint("openai", "responses")
+@endpoint("openai", "responses", records=True)
 async def create_response(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), ResponsesRequest)
-    o = ctx.outcome
-    o.model_requested, o.stream = req.model, bool(req.stream)
-    if req.observability:
-        o.capture, o.payload_request = True, raw
+    lc = ctx.lifecycle
+    lc.model_requested = req.model
+    lc.observe(req.observability, raw)
     p = await prepare(ctx, req, raw)
-    prompt_estimate = estimate.chat_prompt_tokens(p.chat) if p.chat else estimate.text_prompt_tokens(
+    prompt_tokens = estimate.chat_prompt_tokens(p.chat) if p.chat else estimate.text_prompt_tokens(
         orjson.dumps(p.native.raw.get("input")).decode())
-    o.estimate_in, o.estimate_out = prompt_estimate, req.max_output_tokens
-    enc = ResponsesEncoder(raw, p.rid, stream=bool(req.stream), extension=_extension,
-                           created_at=int(o.started_wall))
-    served = _Served(o)
-    pipeline, headers = ctx.services.pipeline, ctx.request.headers
-    if not req.stream:
-        d, result = await pipeline.complete(CHAT, p.chat, o, req.provider, headers, native=p.native)
-        served.native = p.native.serves(d)
-        output = count_tokens(output_text(result.body)) if served.native else estimate.chat_output_tokens(result.body)
-        settle(o, d, result.usage or estimated_usage(prompt_estimate, output))
-        body = enc.body(result.body, served)
-        if o.capture:
-            o.payload_response = enc.final
-        _on_final(ctx, p, enc)
-        return ctx.json(body)
-    upstream = await pipeline.stream(CHAT, p.chat, o, req.provider, headers, native=p.native)
-    d = upstream.deployment
-    served.native = p.native.serves(d)
-    resp = await ctx.start_sse()
-    await resp.write(enc.start(served))
-    texts: list[str] = []
-    try:
-        async for chunk in upstream.chunks:
-            if o.ttft_ms is None:
-                o.ttft_ms = (time.perf_counter() - o.started) * 1000.0
-            texts.append(enc.text(chunk))
-            await resp.write(enc.item(chunk, served))
-    except PeriluneError as e:
-        o.status, o.error_type = e.status_code, e.kind
-        settle(o, d, upstream.decoder.usage or estimated_usage(prompt_estimate, count_tokens("".join(texts))))
-        await resp.write(enc.error(e, served))
-        if o.capture:
-            o.payload_response = enc.final
-        await resp.write_eof()
-        return resp
-    settle(o, d, upstream.decoder.usage or estimated_usage(prompt_estimate, count_tokens("".join(texts))))
-    await resp.write(enc.finish(served))
-    if o.capture:
-        o.payload_response = enc.final
-    _on_final(ctx, p, enc)
-    await resp.write_eof()
+    store = ctx.services.responses
+    account = _account(ctx)
+
+    def on_final(response: JSON) -> None:  # before the client has the bytes: a follow-up finds it
+        if p.store and response.get("status") != "failed":
+            store.save_later(account, response, p.inputs)
+
+    enc = ResponsesEncoder(raw, p.rid, extension=_extension, created_at=int(time.time()), on_final=on_final)
+    call = Call(CHAT, req.model, p.chat, stream=bool(req.stream), provider=req.provider,
+                max_output=req.max_output_tokens, output_param="max_output_tokens", prompt_tokens=prompt_tokens,
+                native=p.native, usage=_result_usage(prompt_tokens))
+    resp = await ctx.serve(call, lambda native: enc)
+    if lc.capture and enc.final is not None and req.stream:  # streamed: the Response the client got
+        lc.payload_response = enc.final
     return resp
 
 

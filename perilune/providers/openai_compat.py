@@ -68,6 +68,9 @@ class OpenAIStreamDecoder:
         self.upstream_usage: JSON | None = None
         self.done = False
 
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        return None  # this upstream reports usage only at the end
+
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
         if data == "[DONE]":
@@ -129,6 +132,9 @@ class ResponsesStreamDecoder:
         self.usage: Usage | None = None
         self.upstream_usage: JSON | None = None
         self.done = False
+
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        return None  # a Responses stream reports usage only in its final event
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         if event.data == "[DONE]":

@@ -158,7 +158,7 @@ def completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
 
 def test_non_streamed_response_matches_the_schema() -> None:
     raw = {"model": "gpt-test", "input": "hi", "tools": [WEATHER], "metadata": {"a": "b"}}
-    enc = ResponsesEncoder(raw, "resp_abc", stream=False, extension=ext)
+    enc = ResponsesEncoder(raw, "resp_abc", extension=ext)
     served = FakeServed(usage=Usage(input_tokens=7, cache_read_tokens=3, output_tokens=5, reasoning_tokens=2))
     body = orjson.loads(enc.body(completion({"content": "Hello there", "reasoning_content": "think",
                                              "tool_calls": [{"id": "call_9", "type": "function", "function": {
@@ -176,7 +176,7 @@ def test_non_streamed_response_matches_the_schema() -> None:
 
 
 def test_length_finish_is_incomplete() -> None:
-    enc = ResponsesEncoder({"model": "m", "input": "hi", "max_output_tokens": 3}, "resp_x", stream=False, extension=ext)
+    enc = ResponsesEncoder({"model": "m", "input": "hi", "max_output_tokens": 3}, "resp_x", extension=ext)
     body = orjson.loads(enc.body(completion({"content": "abc"}, "length"), FakeServed(usage=Usage(1, 3))))
     check("Response", body)
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
@@ -184,7 +184,7 @@ def test_length_finish_is_incomplete() -> None:
 
 def test_streamed_text_is_the_exact_event_sequence() -> None:
     served = FakeServed()
-    enc = ResponsesEncoder({"model": "gpt-test", "input": "hi"}, "resp_1", stream=True, extension=ext)
+    enc = ResponsesEncoder({"model": "gpt-test", "input": "hi"}, "resp_1", extension=ext)
     data = enc.start(served)
     data += enc.item(chunk({"role": "assistant", "content": "Hel"}), served)
     data += enc.item(chunk({"content": "lo"}), served)
@@ -208,7 +208,7 @@ def test_streamed_text_is_the_exact_event_sequence() -> None:
 
 def test_streamed_tool_calls_and_reasoning() -> None:
     served = FakeServed(usage=Usage(input_tokens=4, output_tokens=9))
-    enc = ResponsesEncoder({"model": "gpt-test", "input": "hi", "tools": [WEATHER]}, "resp_2", stream=True,
+    enc = ResponsesEncoder({"model": "gpt-test", "input": "hi", "tools": [WEATHER]}, "resp_2",
                            extension=ext)
     data = enc.start(served)
     data += enc.item(chunk({"reasoning_content": "Let me think"}), served)
@@ -238,7 +238,7 @@ def test_streamed_tool_calls_and_reasoning() -> None:
 
 def test_mid_stream_failure_is_error_then_failed() -> None:
     served = FakeServed()
-    enc = ResponsesEncoder({"model": "gpt-test", "input": "hi"}, "resp_3", stream=True, extension=ext)
+    enc = ResponsesEncoder({"model": "gpt-test", "input": "hi"}, "resp_3", extension=ext)
     data = enc.start(served) + enc.item(chunk({"content": "par"}), served)
     data += enc.error(UpstreamUnavailable("upstream dropped the connection"), served)
     evs = events(data)

@@ -94,15 +94,18 @@ class _Item:
 
 
 class ResponsesEncoder:
-    """One Responses answer, streamed or not (``media_type`` says which)."""
+    """One Responses answer, streamed or not."""
 
-    def __init__(self, raw: JSON, rid: str, *, stream: bool, extension: Extension,
-                 created_at: int | None = None) -> None:
+    media_type = "text/event-stream"
+    body_type = "application/json"
+
+    def __init__(self, raw: JSON, rid: str, *, extension: Extension, created_at: int | None = None,
+                 on_final: Callable[[JSON], None] | None = None) -> None:
         self.raw = raw
         self.rid = rid
         self.created_at = int(time.time()) if created_at is None else created_at
         self.extension = extension
-        self.media_type = "text/event-stream" if stream else "application/json"
+        self.on_final = on_final  # called with the finished Response before its bytes are returned
         self.seq = 0
         self.items: list[_Item] = []
         self._message: _Item | None = None
@@ -134,13 +137,21 @@ class ResponsesEncoder:
     def body(self, result: JSON, served: Any) -> bytes:
         if getattr(served, "native", False):
             self.final = self._rewrite(result, served, usage=True)
-            return orjson.dumps(self.final)
-        self.final = fh.to_response(result, self.raw, self.rid, self.created_at, served.usage or Usage(),
-                                    self.extension(served))
-        provider = getattr(served, "provider", None)
-        if provider:
-            self.final["provider"] = provider
+        else:
+            self.final = fh.to_response(result, self.raw, self.rid, self.created_at, served.usage or Usage(),
+                                        self.extension(served))
+            provider = getattr(served, "provider", None)
+            if provider:
+                self.final["provider"] = provider
+        self._finished(self.final)
         return orjson.dumps(self.final)
+
+    def _finished(self, response: JSON) -> None:
+        if self.on_final is not None:
+            self.on_final(response)
+
+    def headers(self, served: Any) -> dict[str, str]:
+        return {}
 
     # ---- streamed --------------------------------------------------------------------------------
 
@@ -284,6 +295,7 @@ class ResponsesEncoder:
             held = self._held
             held["response"] = self._rewrite(held["response"], served, usage=True)
             self.final = held["response"]
+            self._finished(self.final)
             return encode_event(str(held["type"]), orjson.dumps(held))
         out: list[bytes] = []
         status, incomplete = fh.finish_status(self.finish_reason)
@@ -298,6 +310,7 @@ class ResponsesEncoder:
         if provider:
             snap["provider"] = provider
         self.final = snap
+        self._finished(snap)
         kind = "response.completed" if status == "completed" else "response.incomplete"
         out.append(self._event({"type": kind, "response": snap}))
         return b"".join(out)
@@ -320,19 +333,7 @@ class ResponsesEncoder:
             return delta if isinstance(delta, str) else ""
         return estimate.chunk_output_text(item)
 
-    def capture(self) -> ResponseCapture:
-        return ResponseCapture(self)
-
-
-class ResponseCapture:
-    """The observability payload of a Responses request: the Response the client received (streamed or
-    not), assembled by the encoder itself."""
-
-    def __init__(self, encoder: ResponsesEncoder) -> None:
-        self.encoder = encoder
-
-    def feed(self, item: JSON) -> None:
-        """Chunks are assembled by the encoder; nothing to do per item."""
-
-    def result(self) -> JSON:
-        return self.encoder.final or {"id": self.encoder.rid, "object": "response", "status": "in_progress"}
+    def capture(self) -> None:
+        """No chunk assembler: the encoder keeps the Response the client got (``final``), which the
+        handler hands to the usage record as the observability payload."""
+        return None

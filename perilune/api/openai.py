@@ -10,7 +10,8 @@ from aiohttp import web
 
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
-from perilune.errors import InvalidRequest
+from perilune.dialects.completions import over_chat
+from perilune.errors import InvalidRequest, Unsupported
 from perilune.gateway.pipeline import Call
 from perilune.gateway.relay import OpenAIEncoder, PickEncoder, Served
 from perilune.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
@@ -63,9 +64,24 @@ async def completions(ctx: Ctx) -> web.StreamResponse:
     ctx.lifecycle.model_requested = req.model
     ctx.lifecycle.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    if _chat_only(ctx, req.model, req.provider):  # Anthropic, Gemini ...: the prompt as one user message
+        chat = over_chat.to_chat(raw)
+        call = _chat_call(CHAT, req.model, chat, stream=bool(req.stream), provider=req.provider,
+                          prompt_tokens=estimate.chat_prompt_tokens(chat))
+        inner = _encoder(ctx, include_usage)
+        return await ctx.serve(call, lambda native: over_chat.OverChatEncoder(inner(native)))
     call = _chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), provider=req.provider,
                       prompt_tokens=estimate.text_prompt_tokens(req.prompt))
     return await ctx.serve(call, _encoder(ctx, include_usage))
+
+
+def _chat_only(ctx: Ctx, model: str, provider: str | None) -> bool:
+    """True when no provider of the model speaks legacy completions, but some chat."""
+    try:
+        ctx.services.router.resolve(model, COMPLETIONS, provider)
+    except Unsupported:
+        return bool(ctx.services.router.resolve(model, CHAT, provider))
+    return False
 
 
 @endpoint("openai", "embeddings", records=True)

@@ -106,3 +106,39 @@ def chunk_from_chat(chunk: JSON) -> JSON | None:
     if chunk.get("usage"):
         out["usage"] = chunk["usage"]
     return out
+
+
+class OverChatEncoder:
+    """Wraps the OpenAI dialect's encoder so a chat answer reaches the client as legacy completions:
+    the body becomes a text_completion, each chunk a text_completion chunk (usage, cost and timings are
+    added by the wrapped encoder, as for any completion)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.media_type: str = inner.media_type
+        self.body_type: str = inner.body_type
+
+    def body(self, result: JSON, served: Any) -> bytes:
+        return bytes(self.inner.body(from_chat(result), served))
+
+    def start(self, served: Any) -> bytes:
+        return bytes(self.inner.start(served))
+
+    def item(self, item: JSON, served: Any) -> bytes:
+        chunk = chunk_from_chat(item)
+        return bytes(self.inner.item(chunk, served)) if chunk is not None else b""
+
+    def finish(self, served: Any) -> bytes:
+        return bytes(self.inner.finish(served))
+
+    def error(self, e: Any, served: Any) -> bytes:
+        return bytes(self.inner.error(e, served))
+
+    def text(self, item: JSON) -> str:
+        return str(self.inner.text(item))
+
+    def capture(self) -> Any:
+        return self.inner.capture()
+
+    def headers(self, served: Any) -> dict[str, str]:
+        return dict(self.inner.headers(served))

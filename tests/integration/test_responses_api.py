@@ -5,6 +5,7 @@ OpenAI's schemas."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -203,3 +204,22 @@ def test_builtin_tools_only_reach_a_native_upstream(gw: Gateway, native_gw: Gate
     body = {"model": "sim-gpt", "input": "x", "tools": [{"type": "web_search"}]}
     assert _http(gw, "POST", "/responses", json=body).status_code == 400
     assert _http(native_gw, "POST", "/responses", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_record_and_observability_payload(gw: Gateway, stream: bool) -> None:
+    from tests.integration.test_usage_api import wait_record
+
+    body = {"model": "sim-claude", "input": "Tell me about the sea", "observability": True, "stream": stream}
+    r = _http(gw, "POST", "/responses", json=body)
+    assert r.status_code == 200
+    rid = r.headers["x-request-id"]
+    rec = wait_record(gw, rid)
+    assert rec["endpoint"] == "responses" and rec["dialect"] == "openai" and rec["stream"] is stream
+    assert rec["model_served"] == "sim-claude" and rec["provider"] == "sim-anthropic" and rec["status"] == 200
+    assert rec["usage"]["input_tokens"] > 0 and rec["usage"]["completion_tokens"] > 0
+    assert Decimal(str(rec["cost"]["total_usd"])) > 0 and rec["ttft_ms"] is not None
+    assert rec["payload"]["request"]["input"] == "Tell me about the sea"
+    response = rec["payload"]["response"]
+    assert response["object"] == "response" and response["id"] == "resp_" + rid.removeprefix("req_")
+    assert response["status"] == "completed" and response["output"][0]["content"][0]["text"]

@@ -55,7 +55,7 @@ echo "== Node clients"
 PERILUNE_URL=$URL PERILUNE_KEY=$KEY PERILUNE_MODELS=$MODELS node clients/matrix.mjs || fail=1
 
 echo "== Claude Code"
-CLAUDE=(node clients/node_modules/@anthropic-ai/claude-code/cli-wrapper.cjs)
+CLAUDE=(node "$PWD/clients/node_modules/@anthropic-ai/claude-code/cli-wrapper.cjs")
 echo "claude $("${CLAUDE[@]}" --version 2>&1 | head -1)"
 mkdir -p "$work/cc-home" "$work/cc-repo"
 for model in ${MODELS//,/ }; do

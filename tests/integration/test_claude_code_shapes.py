@@ -24,9 +24,8 @@ TOOL: dict[str, Any] = {"name": "Bash", "description": "Run a shell command",
 
 def claude_code_body(model: str) -> dict[str, Any]:
     return {
-        # Claude Code asks for max_tokens 32000; the gateway answers 400 for a value above the served
-        # model's output limit (sim-gpt: 16384), so the shape is tested with a value every model allows.
-        "model": model, "max_tokens": 16000, "stream": True, "temperature": 1,
+        # Claude Code asks for 32000 whatever the model; sim-gpt's limit is 16384 (lowered, not refused)
+        "model": model, "max_tokens": 32000, "stream": True, "temperature": 1,
         "system": [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
                    {"type": "text", "text": "Work in /repo.", "cache_control": {"type": "ephemeral"}}],
         "messages": [
@@ -36,7 +35,7 @@ def claude_code_body(model: str) -> dict[str, Any]:
         ],
         "tools": [TOOL],
         "metadata": {"user_id": "user_abc_account__session_123"},
-        "thinking": {"type": "enabled", "budget_tokens": 15999},
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
     }
 

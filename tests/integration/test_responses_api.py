@@ -174,6 +174,7 @@ def test_native_passthrough_non_streamed(native_gw: Gateway) -> None:
     assert body["background"] is False  # a field only the upstream's own Response object has
     assert body["id"] == r.id and r.id.startswith("resp_") and body["store"] is True and body["metadata"] == {"k": "v"}
     assert body["provider"] == "sim" and body["usage"]["total_cost_usd"] > 0 and body["usage"]["input_tokens"] > 0
+    assert body["max_output_tokens"] is None  # the client set none (perilune's granted limit is not echoed)
     follow = client.responses.create(model="sim-gpt", input="More", previous_response_id=r.id)
     assert follow.status == "completed" and follow.previous_response_id == r.id
     alone = client.responses.create(model="sim-gpt", input="More", store=False)

@@ -123,6 +123,7 @@ class ResponsesEncoder:
         out["previous_response_id"] = self.raw.get("previous_response_id")
         out["store"] = self.raw.get("store", True) is not False
         out["metadata"] = self.raw.get("metadata") or {}
+        out["max_output_tokens"] = self.raw.get("max_output_tokens")  # not the limit perilune granted
         if usage:
             out["usage"] = fh.usage_json(served.usage or Usage(), self.extension(served))
             provider = getattr(served, "provider", None)

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: serve test lint bench install clean faults sdk-test router-profiles router-eval test-router-minilm
+.PHONY: serve test lint bench install clean faults sdk-test router-profiles router-eval test-router-minilm clients
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ sdk-test: $(VENV)/.installed-sdk
 	cd sdk/python && $(SDK_VENV)/bin/mypy
 	$(PY) sdk/testbed.py -- sh -c 'cd sdk/python && $(SDK_VENV)/bin/pytest -q -rs -p no:cacheprovider; py=$$?; \
 		cd ../typescript && npm test; ts=$$?; test $$py -eq 0 && test $$ts -eq 0'
+
+clients: $(VENV)/.installed-test  ## the client matrix: Python frameworks, Node SDKs, Vercel AI SDK, Claude Code
+	bash clients/run.sh
 
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.run $(ARGS)

@@ -28,9 +28,11 @@ from perilune.accounting.recorder import UsageRecorder
 from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
+from perilune.api import models as models_api
 from perilune.api import openai as openai_api
 from perilune.api import providers as providers_api
 from perilune.api import router as router_api
+from perilune.api import responses as responses_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
@@ -52,6 +54,7 @@ from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
 from perilune.store.ledger import LedgerStore
+from perilune.store.responses import ResponseStore
 
 log = logging.getLogger("perilune")
 
@@ -81,6 +84,7 @@ class Services:
     semantic_router: RouterService | None = None  # POST /v1/router; loaded at start (perilune.router)
     health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
     probe: ReachabilityProbe | None = None
+    responses: ResponseStore = field(init=False)  # stored Responses (POST /v1/responses)
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -118,6 +122,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     s.probe = ReachabilityProbe(health, [(p.name, p.base_url) for p in providers.values() if p.ready],
                                 interval_s=settings.resilience.reachability_interval_s,
                                 timeout_s=settings.resilience.reachability_timeout_s)
+    s.responses = ResponseStore(db)
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
@@ -184,14 +189,10 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     r.add_post("/v1/embeddings", openai_api.embeddings)
     r.add_post("/v1/messages", anthropic_api.messages)
     r.add_post("/v1/messages/count_tokens", anthropic_api.count_tokens)
+    responses_api.routes(app)
     r.add_post("/v1/images/generations", media.image_generations)
     r.add_post("/v1/audio/transcriptions", media.transcriptions)
-    if settings.models_require_key:
-        r.add_get("/v1/models", openai_api.list_models_keyed)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_keyed)
-    else:
-        r.add_get("/v1/models", openai_api.list_models_open)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
+    models_api.routes(app, require_key=settings.models_require_key)  # /v1/models, /v1/models/{id}, /
     r.add_get("/health", health)
     providers_api.routes(app)  # GET /v1/providers
     ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics

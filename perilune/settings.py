@@ -19,7 +19,9 @@ ENV_PREFIX = "PERILUNE_"
 ENV_NOT_SETTINGS = {"PERILUNE_CONFIG", "PERILUNE_ADMIN_KEY", "PERILUNE_E2E", "PERILUNE_TEST_POSTGRES_URL",
                     "PERILUNE_TEST_REDIS_URL", "PERILUNE_WORKER_ID"}
 
-ProviderType = Literal["openai-compatible", "anthropic", "gemini"]
+# "openai": the OpenAI wire format including the Responses API (passed natively); "openai-compatible": chat,
+# completions, embeddings, images, audio only (a /v1/responses request is translated to chat for it).
+ProviderType = Literal["openai", "openai-compatible", "anthropic", "gemini"]
 RoutingPolicy = Literal["order", "price", "latency", "throughput", "weighted"]
 
 

@@ -9,6 +9,7 @@ import msgspec
 
 from perilune.api.account import AlertsBody
 from perilune.api.admin import NewAccount, NewKey
+from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
 from perilune.schema.media import ImageGenerationRequest
 from perilune.schema.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -46,7 +47,7 @@ def _op(summary: str, *, body: str | None = None, tag: str, secured: bool = True
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, NewAccount,
-         NewKey, MessagesRequest, CountTokensRequest, AlertsBody],
+         NewKey, MessagesRequest, CountTokensRequest, AlertsBody, ResponsesRequest],
         ref_template="#/components/schemas/{name}")
     components["Error"] = {
         "type": "object",
@@ -74,6 +75,12 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/v1/completions": {"post": _op("Create a (legacy) completion", body="CompletionRequest",
                                             tag="openai", stream=True)},
             "/v1/embeddings": {"post": _op("Create embeddings", body="EmbeddingRequest", tag="openai")},
+            "/v1/responses": {"post": _op("Create a response (OpenAI's Responses API, any model)",
+                                          body="ResponsesRequest", tag="openai", stream=True)},
+            "/v1/responses/{response_id}": {"get": _op("A stored response", tag="openai"),
+                                            "delete": _op("Delete a stored response", tag="openai")},
+            "/v1/responses/{response_id}/input_items": {"get": _op("The input items of a stored response",
+                                                                   tag="openai")},
             "/v1/messages": {"post": _op("Create a message (Anthropic dialect, any model); errors use "
                                          "Anthropic's envelope", body="MessagesRequest", tag="anthropic",
                                          stream=True)},

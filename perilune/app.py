@@ -31,8 +31,8 @@ from perilune.api import anthropic as anthropic_api
 from perilune.api import models as models_api
 from perilune.api import openai as openai_api
 from perilune.api import providers as providers_api
-from perilune.api import router as router_api
 from perilune.api import responses as responses_api
+from perilune.api import router as router_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document

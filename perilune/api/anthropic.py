@@ -23,7 +23,7 @@ from perilune.providers.base import CHAT
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest, parse_body
 from perilune.schema.canonical import JSON
 from perilune.schema.convert import to_openai_request
-from perilune.schema.routing import fallback_models
+from perilune.schema.routing import ProviderPrefs, fallback_models
 
 FORWARDED = ("anthropic-beta",)
 
@@ -41,7 +41,7 @@ def _native(ctx: Ctx, op: str, raw: JSON) -> tuple[Native, JSON]:
         return native, {}
 
 
-def _max_output(ctx: Ctx, model: str, provider: str | None, asked: int) -> int:
+def _max_output(ctx: Ctx, model: str, provider: str | ProviderPrefs | None, asked: int) -> int:
     """Claude Code asks for max_tokens 32000 whatever the model. A model that only non-Anthropic
     upstreams serve cannot write more than its own output limit anyway, so a larger ask is lowered to
     that limit rather than refused (dropping what cannot be generated changes no answer). Anthropic's

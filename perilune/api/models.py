@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from perilune.api.providers import live_models
 from perilune.api.common import Ctx, endpoint, error_response
+from perilune.api.providers import live_models
 from perilune.errors import InvalidRequest, NotFound, PeriluneError
 from perilune.gateway.auth import credential
 

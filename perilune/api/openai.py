@@ -23,7 +23,7 @@ from perilune.schema.openai import (
     check_input_shape,
     parse_body,
 )
-from perilune.schema.routing import fallback_models
+from perilune.schema.routing import ProviderPrefs, fallback_models
 
 Prepare = Callable[[JSON, Served], None]
 
@@ -77,7 +77,7 @@ async def completions(ctx: Ctx) -> web.StreamResponse:
     return await ctx.serve(call, _encoder(ctx, include_usage))
 
 
-def _chat_only(ctx: Ctx, model: str, provider: str | None) -> bool:
+def _chat_only(ctx: Ctx, model: str, provider: str | ProviderPrefs | None) -> bool:
     """True when no provider of the model speaks legacy completions, but some chat."""
     try:
         ctx.services.router.resolve(model, COMPLETIONS, provider)

@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make serve   install perilune into .venv and run the gateway on 127.0.0.1:8787
-#   make test    install the test dependencies and run the whole suite (lint, types, tests)
+#   make test    install the test dependencies and run the whole suite (lint, types, tests); the slow
+#                fault suite (make faults) and the SDK suites (make sdk-test) run in CI after it
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -30,7 +31,7 @@ test: $(VENV)/.installed-test
 	bash scripts/test-deps.sh
 	$(VENV)/bin/ruff check perilune tests bench
 	$(VENV)/bin/mypy perilune
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not faults" $(PYTEST_ARGS)
 
 # the fault suite alone (tests/faults): two gateways behind fault proxies on PostgreSQL and Redis
 faults: $(VENV)/.installed-test

@@ -111,7 +111,7 @@ async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeClu
         if late:
             spooled_now = set().union(*(c.spooled_ids(n) for n in c.live))
             v.note(f"phase 1: of the {len(late)} answers without a record, {len(spooled_now & set(late))} are in a "
-                   "spool file (spooled, not replayed); the others are nowhere on disk (still in a process)")
+                   "spool file (spooled, not replayed); the others are in no spool file (in memory, or lost)")
             v.note(f"phase 1: database sessions now: {c.sessions()}")
 
         # phase 2: silent again, and SIGTERM to the first gateway while its records cannot be written

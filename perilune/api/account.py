@@ -12,6 +12,7 @@ from aiohttp import web
 from msgspec import Meta
 
 from perilune.accounting.pricing import PICO, to_pico, usd_str
+from perilune.accounting.webhooks import check_webhook_url
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, NotFound
 from perilune.schema.openai import parse_body
@@ -71,8 +72,7 @@ async def _set_alerts(ctx: Ctx, account_id: str) -> web.StreamResponse:
     if any(t <= 0 for t in thresholds):
         raise InvalidRequest("Alert thresholds must be positive amounts.", param="thresholds_usd")
     url = req.webhook_url
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise InvalidRequest("webhook_url must be an http(s) URL.", param="webhook_url")
+    await check_webhook_url(url, ctx.services.accountant.outbound)
     if not await asyncio.to_thread(ctx.services.ledger.set_alerts, account_id, thresholds, url):
         raise NotFound(f"No account '{account_id}'.", param="account_id")
     await ctx.services.accountant.refresh()

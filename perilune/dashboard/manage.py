@@ -9,10 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from perilune.accounting.pricing import to_pico
+from perilune.accounting.webhooks import check_webhook_url
 from perilune.dashboard import session
 from perilune.dashboard.balance import balance_view, ledger_of, save_alerts
 from perilune.dashboard.page import Page, page, redirect
-from perilune.errors import PermissionDenied
+from perilune.errors import InvalidRequest, PermissionDenied
 from perilune.gateway.auth import Principal
 
 MODALITIES = ("text", "image", "audio", "file", "video", "embedding")
@@ -185,9 +186,10 @@ async def balance_alerts(pg: Page) -> web.StreamResponse:
         return await _balance_page(pg, error="Thresholds are amounts in USD, separated by commas.",
                                    status=400)
     url = form.get("webhook_url", "").strip() or None
-    if url is not None and not url.startswith(("https://", "http://")):
-        return await _balance_page(pg, error="The webhook URL must start with https:// or http://.",
-                                   status=400)
+    try:
+        await check_webhook_url(url, pg.services.accountant.outbound)
+    except InvalidRequest as e:
+        return await _balance_page(pg, error=e.message, status=400)
     if not await save_alerts(pg.services, account_id, thresholds, url):
         return await _balance_page(pg, error="Alerts could not be saved.", status=400)
     return await _balance_page(pg, message="Alert settings saved.")

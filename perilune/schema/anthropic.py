@@ -17,6 +17,7 @@ from msgspec import Meta
 
 from perilune.errors import InvalidRequest, MalformedJSON
 from perilune.schema.canonical import JSON
+from perilune.schema.text import check_depth, check_text
 
 T = TypeVar("T")
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
@@ -241,7 +242,10 @@ def parse_body(body: bytes, model: type[T]) -> tuple[T, JSON]:
         raise MalformedJSON(f"There was an issue with the JSON body of your request: {e}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    check_depth(body, raw)
     typed = validate(raw, model)
+    value = getattr(typed, "model", None)
+    check_text(value if isinstance(value, str) else None, "model")  # stored with the usage record
     messages = getattr(typed, "messages", None)
     if messages is not None:
         check_tool_results(messages)

@@ -15,6 +15,7 @@ import orjson
 from msgspec import Meta
 
 from perilune.errors import InvalidRequest, MalformedJSON
+from perilune.schema.text import check_depth, check_text
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -234,7 +235,16 @@ def parse_body(body: bytes, model: type[T]) -> tuple[T, JSON]:
         raise MalformedJSON(f"We could not parse the JSON body of your request: {e}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    return validate(raw, model), raw
+    check_depth(body, raw)
+    typed = validate(raw, model)
+    _check_model_id(typed)
+    return typed, raw
+
+
+def _check_model_id(typed: object) -> None:
+    """The model id is stored with the usage record: no NUL in it."""
+    value = getattr(typed, "model", None)
+    check_text(value if isinstance(value, str) else None, "model")
 
 
 def validate(raw: JSON, model: type[T]) -> T:

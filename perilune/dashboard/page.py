@@ -126,9 +126,9 @@ class Page:
         return self.principal.account_id
 
     def render(self, template: str, *, status: int = 200, active: str = "", **values: Any) -> web.Response:
-        key = session.key_of(self.request)
+        sid = session.session_id_of(self.request)
         html = environment().get_template(template).render(
-            page=self, active=active, csrf=session.csrf_token(key) if key else "", **values)
+            page=self, active=active, csrf=session.csrf_token(sid) if sid else "", **values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
                             headers={"x-request-id": self.request_id})
 
@@ -155,7 +155,7 @@ def page(*, signed_in: bool = True) -> Callable[[PageHandler], Route]:
             rid = new_request_id()
             REQUEST_ID.set(rid)
             started = time.perf_counter()
-            p = await session.principal_of(request, services.keys)
+            p = await session.principal_of(request, services)
             pg = Page(request, services, p, rid)
             try:
                 if signed_in and p is None:

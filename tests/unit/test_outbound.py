@@ -127,3 +127,12 @@ async def test_pinned_resolver_never_asks_dns_again() -> None:
     assert [(a["host"], a["port"], a["hostname"]) for a in got] == [("93.184.216.34", 443, "hooks.example")]
     with pytest.raises(OSError):
         await r.resolve("other.example", 443)  # e.g. a redirect elsewhere: never resolved
+
+
+async def test_jwks_url_goes_through_the_guard() -> None:
+    from perilune.gateway.jwks import JwksError, url_source
+
+    with pytest.raises(JwksError, match="https"):
+        await url_source("http://127.0.0.1:9/jwks.json")()
+    with pytest.raises(JwksError, match="loopback"):
+        await url_source("https://127.0.0.1:9/jwks.json")()

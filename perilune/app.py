@@ -142,14 +142,16 @@ async def openapi(ctx: Ctx) -> web.StreamResponse:
     return ctx.json(ctx.services.openapi_json)
 
 
-KNOWN_PATHS: set[str] = set()
-
-
 @endpoint("openai", "fallback", auth="none")
 async def fallback(ctx: Ctx) -> web.StreamResponse:
     path = ctx.request.path
-    if path in KNOWN_PATHS:
-        raise MethodNotAllowed(f"Method {ctx.request.method} is not allowed on {path}.")
+    allowed: set[str] = set()
+    for res in ctx.request.app.router.resources():  # the routes whose path matches, for any method
+        if res.canonical != "/{tail}":
+            allowed |= (await res.resolve(ctx.request))[1]
+    if allowed:
+        raise MethodNotAllowed(f"Method {ctx.request.method} is not allowed on {path}.",
+                               allow=tuple(sorted(allowed)))
     raise NotFound(f"Unknown URL: {ctx.request.method} {path}. See /openapi.json for perilune's API.",
                    code="unknown_url")
 
@@ -182,7 +184,6 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     admin.routes(app)
     identities.routes(app)
     account_api.routes(app)
-    KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
     async def startup(app: web.Application) -> None:

@@ -93,6 +93,7 @@ class ModelConfig(_Base):
     enabled: bool | None = None
     free_max_tokens: int | None = None
     premium: bool | None = None
+    max_dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None  # embeddings
 
     def __post_init__(self) -> None:
         d = self.discount_percentage

@@ -16,6 +16,7 @@ from perilune.accounting.webhooks import check_webhook_url
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, NotFound
 from perilune.schema.openai import parse_body
+from perilune.schema.text import check_fields
 
 Money = str | int | float
 MAX_USD = Decimal(1_000_000)
@@ -27,8 +28,8 @@ class Amount(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LimitsBody(msgspec.Struct, forbid_unknown_fields=True):
-    rpm: Annotated[int, Meta(ge=1)] | None = None
-    tpm: Annotated[int, Meta(ge=1)] | None = None
+    rpm: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None  # the columns are 32-bit integers
+    tpm: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class AlertsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -94,6 +95,7 @@ def _ledger_entry(kind: str) -> object:
     async def handler(ctx: Ctx) -> web.StreamResponse:
         account_id = ctx.request.match_info["account_id"]
         req, _ = parse_body(await ctx.body(), Amount)
+        check_fields(req)
         amount = _usd(req.amount_usd, "amount_usd")
         if kind in ("topup", "refund") and amount <= 0:
             raise InvalidRequest(f"A {kind} must be a positive amount.", param="amount_usd")

@@ -21,6 +21,7 @@ from perilune.errors import PayloadTooLarge, PeriluneError
 from perilune.gateway.auth import Principal
 from perilune.logs import REQUEST_ID
 from perilune.schema.canonical import Outcome
+from perilune.schema.text import check_params
 
 if TYPE_CHECKING:
     from perilune.app import Services
@@ -122,6 +123,7 @@ def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler
                     ctx.principal = outcome.principal = await services.keys.authenticate(request.headers)
                 elif auth == "admin":
                     ctx.principal = await services.keys.authenticate_admin(request.headers)
+                check_params(request.query, request.match_info)  # no NUL reaches a database query
                 return await fn(ctx)
             except PeriluneError as e:
                 outcome.status, outcome.error_type = e.status_code, e.kind

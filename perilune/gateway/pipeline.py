@@ -15,6 +15,7 @@ import aiohttp
 
 from perilune._http import UpstreamClient
 from perilune._sse import SSEDecoder
+from perilune.accounting.bounds import check_bounds
 from perilune.accounting.ledger import Accountant
 from perilune.accounting.pricing import cost_of
 from perilune.errors import PeriluneError, UpstreamError, UpstreamUnavailable
@@ -70,6 +71,7 @@ class Pipeline:
             deployments = [d for d in deployments if native.serves(d)]
             if not deployments:
                 raise native.unconvertible
+        check_bounds(deployments[0].model, raw)  # max_tokens, dimensions: 400 before admission
         if self.accountant is not None:  # limits, free quota and balance: reserved before any upstream call
             await self.accountant.admit(outcome, deployments[0].model)
         for i, d in enumerate(deployments):

@@ -179,7 +179,7 @@ ToolChoice = ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone
 
 
 class ThinkingEnabled(_S, tag_field="type", tag="enabled"):
-    budget_tokens: Annotated[int, Meta(ge=1024)]
+    budget_tokens: Annotated[int, Meta(ge=1024, le=2**31 - 1)]
 
 
 class ThinkingDisabled(_S, tag_field="type", tag="disabled"):
@@ -202,14 +202,14 @@ System = str | list[TextBlock]
 
 class MessagesRequest(_S):
     model: Annotated[str, Meta(min_length=1)]
-    max_tokens: Annotated[int, Meta(ge=1)]
+    max_tokens: Annotated[int, Meta(ge=1, le=2**31 - 1)]
     messages: Annotated[list[InputMessage], Meta(min_length=1)]
     system: System | None = None
     stop_sequences: list[str] | None = None
     stream: bool | None = None
     temperature: Annotated[float, Meta(ge=0, le=1)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
+    top_k: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None

@@ -143,7 +143,8 @@ class StreamOptions(_S):
 
 Temperature = Annotated[float, Meta(ge=0, le=2)]
 Penalty = Annotated[float, Meta(ge=-2, le=2)]
-PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveInt = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+MAX_DIMENSIONS = 16384  # embeddings; the model's own limit (catalog max_dimensions) is checked on routing
 Stop = str | Annotated[list[str], Meta(max_length=4)] | None
 
 
@@ -203,7 +204,7 @@ class EmbeddingRequest(_S):
     input: Annotated[str, Meta(min_length=1)] | Annotated[list[str | int | list[int]],
                                                            Meta(min_length=1, max_length=2048)]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: PositiveInt | None = None
+    dimensions: Annotated[int, Meta(ge=1, le=MAX_DIMENSIONS)] | None = None
     user: str | None = None
     provider: str | None = None
     observability: bool | None = None

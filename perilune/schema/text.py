@@ -3,6 +3,7 @@ cannot store them in text), and, where asked, printable characters only. 400 nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from perilune.errors import InvalidRequest
@@ -19,6 +20,26 @@ def check_text(value: str | None, param: str, *, printable: bool = False) -> Non
     if printable and not value.isprintable():
         raise InvalidRequest(f"'{param}' must contain printable characters only.", param=param,
                              code="invalid_value")
+
+
+def check_params(*sources: Mapping[str, str]) -> None:
+    """No NUL in any query parameter or path parameter (names included)."""
+    for source in sources:
+        for name, value in source.items():
+            if "\x00" in name or "\x00" in value:
+                param = name.replace("\x00", "")
+                raise InvalidRequest(f"'{param}' must not contain NUL (\\u0000) characters.", param=param,
+                                     code="invalid_value")
+
+
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """No NUL in the string fields (or lists of strings) of a decoded msgspec Struct."""
+    for name in getattr(obj, "__struct_fields__", ()):
+        value = getattr(obj, name)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, str):
+                check_text(v, prefix + name)
 
 
 def check_depth(body: bytes, raw: Any, limit: int = MAX_JSON_DEPTH) -> None:

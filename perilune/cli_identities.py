@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from perilune.store.identities import IdentityStore
 
 identities_app = typer.Typer(no_args_is_help=True,
                              help="JWT identities (issuer + subject): link to an account, list, unlink.")
@@ -19,7 +22,7 @@ HomeOpt = Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME", h
 ConfigOpt = Annotated[str | None, typer.Option("--config", envvar="PERILUNE_CONFIG", help="TOML config file.")]
 
 
-def _identities(config: str | None, home: str | None):  # type: ignore[no-untyped-def]
+def _identities(config: str | None, home: str | None) -> IdentityStore:
     from perilune.cli import _settings
     from perilune.store.db import Database
     from perilune.store.identities import IdentityStore

@@ -21,6 +21,7 @@ from perilune.dashboard import session
 from perilune.errors import PeriluneError
 from perilune.gateway.auth import Principal
 from perilune.logs import REQUEST_ID
+from perilune.schema.text import check_params
 
 if TYPE_CHECKING:
     from perilune.app import Services
@@ -134,7 +135,9 @@ class Page:
 
     async def form(self) -> dict[str, str]:
         data = await self.request.post()
-        return {k: v for k, v in data.items() if isinstance(v, str)}
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        check_params(form)  # no NUL reaches the database
+        return form
 
 
 def redirect(location: str) -> web.Response:
@@ -158,6 +161,7 @@ def page(*, signed_in: bool = True) -> Callable[[PageHandler], Route]:
             p = await session.principal_of(request, services)
             pg = Page(request, services, p, rid)
             try:
+                check_params(request.query, request.match_info)
                 if signed_in and p is None:
                     resp: web.StreamResponse = redirect("/dashboard/login?"
                                                         + urlencode({"next": request.path}))

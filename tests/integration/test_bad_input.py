@@ -183,3 +183,22 @@ def test_no_record_is_lost_to_a_nul(gw: Gateway) -> None:
     r = httpx.get(gw.v1 + "/usage/records", headers=auth(gw), params={"limit": 500})
     assert r.status_code == 200
     assert json.dumps(r.json())  # every stored record reads back
+
+
+def test_dashboard_refuses_nul_too(gw: Gateway) -> None:
+    import re
+
+    c = httpx.Client(base_url=gw.url, timeout=30)
+    r = c.post("/dashboard/login", data={"key": ADMIN_KEY, "next": "/dashboard/keys"})
+    assert r.status_code == 303
+    for path, params in (("/dashboard/keys", {"account_id": "a\x00"}), ("/dashboard/logs", {"app": "\x00"}),
+                         ("/dashboard/logs/req_%00", {}), ("/dashboard/balance", {"account_id": "\x00"}),
+                         ("/dashboard/analytics", {"account_id": "x\x00"})):
+        assert c.get(path, params=params).status_code == 400, path
+    page = c.get("/dashboard/keys").text
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert token
+    r = c.post("/dashboard/keys", data={"csrf": token.group(1), "name": "n\x00", "account_id": gw.account})
+    assert r.status_code == 400
+    r = c.post("/dashboard/keys/key_%00/revoke", data={"csrf": token.group(1)})
+    assert r.status_code == 400

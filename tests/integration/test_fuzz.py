@@ -7,13 +7,16 @@ operation and mode gets an equal share of BUDGET_S."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Gateway, StartGateway
+from tests.services import fresh_postgres
 
 schemathesis = pytest.importorskip("schemathesis")
 requests = pytest.importorskip("requests")
@@ -37,8 +40,15 @@ def _form(op: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fuzz_gw(start_gateway: StartGateway) -> Gateway:
-    return start_gateway()
+def fuzz_gw(start_gateway: StartGateway) -> Iterator[Gateway]:
+    """SQLite by default; PERILUNE_TEST_FUZZ_POSTGRES=1 fuzzes a gateway on PostgreSQL instead."""
+    if not os.environ.get("PERILUNE_TEST_FUZZ_POSTGRES"):
+        yield start_gateway()
+        return
+    with fresh_postgres() as url:
+        gw = start_gateway(env={"PERILUNE_DATABASE_URL": url})
+        yield gw
+        gw.stop()
 
 
 @pytest.mark.timeout(300)

@@ -41,8 +41,8 @@ def _form(op: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def fuzz_gw(start_gateway: StartGateway) -> Iterator[Gateway]:
-    """SQLite by default; PERILUNE_TEST_FUZZ_POSTGRES=1 fuzzes a gateway on PostgreSQL instead."""
-    if not os.environ.get("PERILUNE_TEST_FUZZ_POSTGRES"):
+    """SQLite by default; TEST_FUZZ_POSTGRES=1 fuzzes a gateway on PostgreSQL instead."""
+    if not os.environ.get("TEST_FUZZ_POSTGRES"):
         yield start_gateway()
         return
     with fresh_postgres() as url:

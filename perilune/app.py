@@ -12,7 +12,6 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ import perilune.api.account as account_api
 from perilune import __version__, dashboard
 from perilune._http import UpstreamClient
 from perilune._outbound import OutboundPolicy
+from perilune.accounting.billing import Billing
 from perilune.accounting.catalog import Catalog, build_catalog, public_entry
 from perilune.accounting.ledger import Accountant
 from perilune.accounting.recorder import UsageRecorder
@@ -37,6 +37,7 @@ from perilune.errors import MethodNotAllowed, NotFound
 from perilune.gateway.auth import KeyCache
 from perilune.gateway.identities import identity_links
 from perilune.gateway.jwt import build_verifier
+from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
 from perilune.gateway.routing import Router
 from perilune.limits.base import Limiter
@@ -61,6 +62,8 @@ class Services:
     router: Router
     upstream: UpstreamClient
     pipeline: Pipeline
+    billing: Billing
+    streams: Streams
     db: Database
     key_store: KeyStore
     keys: KeyCache
@@ -71,13 +74,6 @@ class Services:
     models_json: bytes = b"[]"
     openapi_json: bytes = b"{}"
     ready: bool = False
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run work that must finish but need not delay a response (drained at shutdown)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
     metrics: Metrics | None = None
     retention: Retention | None = None
 
@@ -91,7 +87,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
         providers.update(sim_provider(settings, sim_url))
     router = Router(catalog, providers)
     upstream = UpstreamClient()
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, settings.database_timeout_s)
     key_store = KeyStore(db)
     outbound = OutboundPolicy.from_settings(settings.outbound)
     jwt = build_verifier(settings.jwt, env, outbound) if settings.jwt else None
@@ -103,13 +99,15 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
                              max_pending_bytes=settings.usage_max_pending_bytes,
                              payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
-                             access_log=settings.usage_access_log, sinks=_sinks(settings))
+                             access_log=settings.usage_access_log, sinks=_sinks(settings),
+                             stop_timeout_s=settings.database_timeout_s + 2.0)
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
     accountant.outbound = outbound
-    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream, accountant), db,
-                 key_store, keys, recorder, accountant, ledger)
+    billing = Billing(limiter, accountant, settings.home_path / "spool")
+    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream), billing, Streams(),
+                 db, key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
@@ -192,16 +190,22 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
             await asyncio.to_thread(s.db.migrate)
         await s.keys.start()
         await s.accountant.start()
+        await s.billing.start()
         await s.recorder.start()
         if s.retention is not None:
             await s.retention.start()
         s.ready = True
 
+    async def shutdown(app: web.Application) -> None:
+        """Before the server stops its handlers: open streams get the grace period, then a proper end."""
+        s = app[SERVICES]
+        s.ready = False
+        await s.streams.close(s.settings.shutdown_grace_s)
+
     async def cleanup(app: web.Application) -> None:
         s = app[SERVICES]
         s.ready = False
-        if s.background:  # settlements still in flight write their usage records before the flush
-            await asyncio.wait(s.background, timeout=10)
+        await s.billing.stop()
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()
@@ -211,6 +215,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         s.db.dispose()
 
     app.on_startup.append(startup)
+    app.on_shutdown.append(shutdown)
     app.on_cleanup.append(cleanup)
     return app
 
@@ -236,4 +241,4 @@ def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None,
     app = build_app(settings, sim_url=sim_url, migrate=migrate)
     app.on_startup.append(_tune_gc)
     web.run_app(app, host=host, port=port, access_log=None, print=None, handler_cancellation=True,
-                reuse_port=reuse_port or None, shutdown_timeout=10, backlog=4096)
+                reuse_port=reuse_port or None, shutdown_timeout=settings.shutdown_grace_s + 10, backlog=4096)

@@ -182,6 +182,10 @@ class Settings(_Base):
     port: int = 8787
     workers: int = 1
     database_url: str | None = None  # default: sqlite file in home
+    # connect, pool checkout and every statement: past it the call fails (503) and usage records spool
+    database_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # SIGTERM: open streams get this long to finish, then an error event in their dialect and an end
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     redis_url: str | None = None  # shared limits and balances; needed by workers > 1
     prepaid: bool = True  # requests are paid from the account's prepaid balance (402 when it runs out)
     first_run_credit_usd: Decimal = Decimal(10)  # starting balance of the first account, on first start

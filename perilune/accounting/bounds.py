@@ -1,9 +1,8 @@
-"""Per-model bounds on request numbers, checked before admission and before anything is forwarded.
+"""Per-model bounds on request numbers, checked before any reservation and before anything is forwarded.
 
-The catalog says how far a model goes: ``max_output_tokens`` bounds ``max_tokens`` and
-``max_completion_tokens`` (every dialect reaches here in the hub's OpenAI shape) and, for embedding
-models, ``max_dimensions`` bounds ``dimensions``. Schema-level limits (``n``, absolute caps) are in
-perilune.schema; these are the ones that depend on the model.
+For embedding models the catalog's ``max_dimensions`` bounds ``dimensions``. (Output limits,
+``max_tokens`` against the model's ``max_output_tokens``, and ``n`` are checked where the output is
+reserved, in perilune.accounting.billing; absolute caps are in perilune.schema.)
 """
 
 from __future__ import annotations
@@ -16,14 +15,9 @@ from perilune.errors import InvalidRequest
 
 def check_bounds(model: ModelInfo, raw: dict[str, Any]) -> None:
     """400 naming the parameter when ``raw`` asks more of ``model`` than it can give."""
-    for param in ("max_tokens", "max_completion_tokens"):
-        _at_most(raw.get(param), model.max_output_tokens, param, model.id, "output tokens")
-    _at_most(raw.get("dimensions"), model.max_dimensions, "dimensions", model.id, "dimensions")
-
-
-def _at_most(value: Any, limit: int | None, param: str, model_id: str, what: str) -> None:
+    value, limit = raw.get("dimensions"), model.max_dimensions
     if limit is None or not isinstance(value, int) or isinstance(value, bool):
         return
     if value > limit:
-        raise InvalidRequest(f"'{param}' is {value}, but {model_id} supports at most {limit} {what}.",
-                             param=param, code="invalid_value")
+        raise InvalidRequest(f"'dimensions' is {value}, but {model.id} supports at most {limit} dimensions.",
+                             param="dimensions", code="invalid_value")

@@ -42,7 +42,7 @@ from sqlalchemy import exc as sa_exc
 from perilune.accounting.capture import payload_row
 from perilune.accounting.pricing import to_pico
 from perilune.metrics import Metrics, RecorderStats
-from perilune.schema.canonical import Outcome
+from perilune.schema.canonical import UsageEvent
 from perilune.store.db import Database
 from perilune.store.usage_write import insert_batch, normalize, ping, sample_of
 
@@ -50,13 +50,13 @@ log = logging.getLogger("perilune.usage")
 access_log = logging.getLogger("perilune.access")
 
 Row = dict[str, Any]
-# outcome, key id, account id, app, payload row (observability) or None
-Item = tuple[Outcome, str | None, str | None, str, Row | None]
+# the request's usage event, and its payload row (observability) or None
+Item = tuple[UsageEvent, Row | None]
 _OWNED = re.compile(r"^usage-(\d+)\.jsonl$")
 _CLAIMED = re.compile(r"^usage-.+\.jsonl\.replay-(\d+)$")
 
 
-def generation_ms(o: Outcome) -> float | None:
+def generation_ms(o: UsageEvent) -> float | None:
     """The time the output took: after the first chunk for streams, the whole call otherwise."""
     if o.latency_ms is None:
         return None
@@ -66,14 +66,14 @@ def generation_ms(o: Outcome) -> float | None:
 
 
 def to_row(item: Item) -> Row:
-    o, key_id, account_id, app, payload = item
+    o, payload = item
     u, c = o.usage, o.cost
     return {
         "id": o.request_id,
         "created_at": o.started_wall,
-        "account_id": account_id,
-        "key_id": key_id,
-        "app": app[:200],  # client-controlled values are cut to their column's size
+        "account_id": o.account_id,
+        "key_id": o.key_id,
+        "app": o.app[:200],  # client-controlled values are cut to their column's size
         "dialect": o.dialect,
         "endpoint": o.endpoint,
         "model_requested": o.model_requested[:200],
@@ -157,7 +157,7 @@ class UsageRecorder:
             metrics.watch_recorder(self.stats)
 
     # ---- hot path ----
-    def record(self, outcome: Outcome, key_id: str | None, account_id: str | None, app: str) -> None:
+    def record(self, outcome: UsageEvent) -> None:
         payload = None
         if outcome.capture:
             try:
@@ -165,7 +165,7 @@ class UsageRecorder:
             except Exception:  # a payload we cannot serialise must not fail the request or lose its record
                 log.exception("could not serialise the observability payload of %s", outcome.request_id)
             self._pending_bytes += _payload_bytes(payload)
-        self._pending.append((outcome, key_id, account_id, app, payload))
+        self._pending.append((outcome, payload))
         n = len(self._pending)
         if n >= self.batch_size:
             self._wake.set()
@@ -261,8 +261,8 @@ class UsageRecorder:
         items = []
         for _ in range(min(n, len(self._pending))):
             item = self._pending.popleft()
-            if item[4] is not None:
-                self._pending_bytes -= _payload_bytes(item[4])
+            if item[1] is not None:
+                self._pending_bytes -= _payload_bytes(item[1])
             items.append(item)
         return items
 
@@ -274,7 +274,7 @@ class UsageRecorder:
                 rows.append(without_nul(to_row(item)))
             except Exception:  # a bug, not data: say which request, keep the rest of the batch
                 log.exception("cannot convert the usage event of %s", item[0].request_id)
-        payloads = [without_nul(item[4]) for item in items if item[4] is not None]
+        payloads = [without_nul(item[1]) for item in items if item[1] is not None]
         if self.metrics is not None:
             self.metrics.observe_rows(rows)
         for sink in self.sinks:
@@ -366,7 +366,7 @@ class UsageRecorder:
         for item in self._pending:
             if n - take <= self.max_pending * 9 // 10 and size <= self.max_pending_bytes * 9 // 10:
                 break
-            size -= _payload_bytes(item[4])
+            size -= _payload_bytes(item[1])
             take += 1
         return take
 

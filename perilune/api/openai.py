@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -11,8 +12,8 @@ from aiohttp import web
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, NotFound
-from perilune.gateway.pipeline import settle
-from perilune.gateway.relay import estimated_usage, relay_stream, render_result
+from perilune.gateway.pipeline import Call
+from perilune.gateway.relay import OpenAIEncoder, PickEncoder, Served
 from perilune.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from perilune.schema.canonical import JSON
 from perilune.schema.openai import (
@@ -23,78 +24,67 @@ from perilune.schema.openai import (
     parse_body,
 )
 
+Prepare = Callable[[JSON, Served], None]
 
-async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage: bool, forced: str | None,
-                    prompt_estimate: int) -> web.StreamResponse:
-    pipeline, o = ctx.services.pipeline, ctx.outcome
-    o.stream = stream
-    o.estimate_in = prompt_estimate
-    max_out = raw.get("max_completion_tokens") or raw.get("max_tokens")
-    o.estimate_out = max_out if isinstance(max_out, int) else None
+
+def _chat_call(op: str, model: str, raw: JSON, *, stream: bool, provider: str | None,
+               prompt_tokens: int) -> Call:
+    max_out = raw.get("max_completion_tokens")
+    param = "max_completion_tokens"
+    if max_out is None:
+        max_out, param = raw.get("max_tokens"), "max_tokens"
     n = raw.get("n")
-    o.estimate_n = n if isinstance(n, int) and n > 0 else 1
-    if stream:
-        upstream = await pipeline.stream(op, raw, o, forced, ctx.request.headers)
-        resp = await ctx.start_sse()
-        await relay_stream(resp.write, upstream, o, include_usage=include_usage, prompt_estimate=prompt_estimate)
-        await resp.write_eof()
-        return resp
-    d, result = await pipeline.complete(op, raw, o, forced, ctx.request.headers)
-    usage = result.usage or estimated_usage(prompt_estimate, estimate.chat_output_tokens(result.body))
-    settle(o, d, usage)
-    body = render_result(result.body, o)
-    if o.capture:
-        o.payload_response = result.body
-    return ctx.json(body)
+    return Call(op, model, raw, stream=stream, provider=provider,
+                max_output=max_out if isinstance(max_out, int) else None, output_param=param,
+                n=n if isinstance(n, int) else 1, prompt_tokens=prompt_tokens)
 
 
-def _observe(ctx: Ctx, asked: bool | None, raw: JSON) -> None:
-    """``"observability": true``: keep the request (and, later, the response) for the usage log."""
-    if asked:
-        ctx.outcome.capture, ctx.outcome.payload_request = True, raw
+def _encoder(ctx: Ctx, include_usage: bool, prepare: Prepare | None = None) -> PickEncoder:
+    capture = ctx.lifecycle.capture
+    return lambda native: OpenAIEncoder(include_usage=include_usage, capture=capture, prepare=prepare)
 
 
-@endpoint("openai", "chat")
+@endpoint("openai", "chat", records=True)
 async def chat_completions(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), ChatCompletionRequest)
-    ctx.outcome.model_requested = req.model
-    _observe(ctx, req.observability, raw)
+    ctx.lifecycle.model_requested = req.model
+    ctx.lifecycle.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream_options is not None and not req.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
-    return await _generate(ctx, CHAT, raw, stream=bool(req.stream), include_usage=include_usage,
-                           forced=req.provider, prompt_estimate=estimate.chat_prompt_tokens(raw))
+    call = _chat_call(CHAT, req.model, raw, stream=bool(req.stream), provider=req.provider,
+                      prompt_tokens=estimate.chat_prompt_tokens(raw))
+    return await ctx.serve(call, _encoder(ctx, include_usage))
 
 
-@endpoint("openai", "completions")
+@endpoint("openai", "completions", records=True)
 async def completions(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), CompletionRequest)
     check_input_shape(req.prompt, "prompt")
-    ctx.outcome.model_requested = req.model
-    _observe(ctx, req.observability, raw)
+    ctx.lifecycle.model_requested = req.model
+    ctx.lifecycle.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return await _generate(ctx, COMPLETIONS, raw, stream=bool(req.stream), include_usage=include_usage,
-                           forced=req.provider, prompt_estimate=estimate.text_prompt_tokens(req.prompt))
+    call = _chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), provider=req.provider,
+                      prompt_tokens=estimate.text_prompt_tokens(req.prompt))
+    return await ctx.serve(call, _encoder(ctx, include_usage))
 
 
-@endpoint("openai", "embeddings")
+@endpoint("openai", "embeddings", records=True)
 async def embeddings(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), EmbeddingRequest)
     check_input_shape(req.input, "input")
-    ctx.outcome.model_requested = req.model
-    _observe(ctx, req.observability, raw)
-    ctx.outcome.estimate_in, ctx.outcome.estimate_out = estimate.text_prompt_tokens(req.input), 0
-    d, result = await ctx.services.pipeline.complete(EMBEDDINGS, raw, ctx.outcome, req.provider,
-                                                     ctx.request.headers)
-    usage = result.usage or estimated_usage(estimate.text_prompt_tokens(req.input), 0)
-    settle(ctx.outcome, d, usage)
-    if not result.body.get("model"):
-        result.body["model"] = d.upstream_model
-    _encode_embeddings(result.body, req.encoding_format or "float")
-    body = render_result(result.body, ctx.outcome)
-    if ctx.outcome.capture:
-        ctx.outcome.payload_response = result.body
-    return ctx.json(body)
+    ctx.lifecycle.model_requested = req.model
+    ctx.lifecycle.observe(req.observability, raw)
+    encoding = req.encoding_format or "float"
+
+    def prepare(body: JSON, served: Served) -> None:
+        if not body.get("model"):
+            body["model"] = served.upstream_model
+        _encode_embeddings(body, encoding)
+
+    call = Call(EMBEDDINGS, req.model, raw, provider=req.provider,
+                prompt_tokens=estimate.text_prompt_tokens(req.input), generates=False)
+    return await ctx.serve(call, _encoder(ctx, False, prepare))
 
 
 def _encode_embeddings(body: JSON, encoding: str) -> None:

@@ -111,6 +111,11 @@ class StreamDecoder(Protocol):
         """Chunks to relay (usage removed); raises UpstreamError on an in-stream error event."""
         ...
 
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        """Usage of a stream that ended before the upstream reported it: what the upstream did report
+        (e.g. input at message_start) with ``output_tokens`` estimated; None when it reported nothing."""
+        ...
+
 
 class Adapter(Protocol):
     supports: frozenset[str]

@@ -66,6 +66,9 @@ class OpenAIStreamDecoder:
         self.upstream_usage: JSON | None = None
         self.done = False
 
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        return None  # this upstream reports usage only at the end
+
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
         if data == "[DONE]":

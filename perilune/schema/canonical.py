@@ -8,13 +8,9 @@ Everything the gateway itself reasons about (usage, cost, timings, the route) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from perilune.gateway.auth import Principal
-    from perilune.limits.base import Ticket
+from typing import Any
 
 JSON = dict[str, Any]
 
@@ -72,44 +68,45 @@ class Cost:
         return self.input_usd + self.output_usd + self.cache_usd + self.unit_usd
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
+    """One try of one deployment within a request (the pipeline's per-attempt result)."""
+
     provider: str
     model: str
     status: int
     error: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What one request did: filled in along the path, read by the relay and the usage recorder."""
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """What one request did, as recorded: built once, by the request's lifecycle, when it ends."""
 
     request_id: str
-    started: float  # perf_counter()
     started_wall: float  # time.time()
     dialect: str
     endpoint: str
-    model_requested: str = ""
-    model_served: str = ""
-    provider: str = ""
-    status: int = 200
-    error_type: str | None = None
-    usage: Usage | None = None
-    cost: Cost | None = None
-    ttft_ms: float | None = None
-    latency_ms: float | None = None
-    stream: bool = False
-    route: list[Attempt] = field(default_factory=list)
+    model_requested: str
+    model_served: str
+    provider: str
+    status: int
+    error_type: str | None
+    usage: Usage | None
+    cost: Cost | None
+    ttft_ms: float | None
+    latency_ms: float | None
+    stream: bool
+    route: tuple[Attempt, ...]
+    charged_pusd: int | None
+    free_tokens: int | None
+    key_id: str | None
+    account_id: str | None
+    app: str
+    alias: str | None = None  # the alias the client asked for, when one was resolved
     # Opt-in payload capture ("observability": true): filled only when asked (perilune.accounting.capture).
     capture: bool = False
     payload_request: Any = None  # the request mapping as the client sent it
-    payload_response: Any = None  # the response mapping, or a StreamCapture assembling a stream
-    # Accounting (perilune.accounting.ledger): who asks, what to reserve, what was charged.
-    principal: Principal | None = None
-    estimate_in: int = 0  # prompt tokens, estimated locally
-    estimate_out: int | None = None  # max output tokens asked for (None: not given, a default cap applies)
-    estimate_n: int = 1  # choices
-    estimate_unit_usd: Decimal = Decimal(0)  # per-image / per-minute worst case
-    ticket: Ticket | None = None
-    charged_pusd: int | None = None
-    free_tokens: int | None = None
+    payload_response: Any = None  # the response mapping, or a capture assembling a stream
+    extra: JSON | None = None  # endpoint-specific facts kept with the payload (e.g. a router decision)

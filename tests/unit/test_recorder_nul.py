@@ -25,8 +25,8 @@ def test_without_nul_replaces_in_every_text_value() -> None:
 async def _write_and_read(db: Database, spool: Path) -> list[tuple[str, str, str]]:
     rec = UsageRecorder(db, spool, batch_size=10, flush_s=0.02)
     await rec.start()
-    o = outcome(1, model_requested="gpt\x00evil", model_served="", error_type="bad\x00type")
-    rec.record(o, "key\x00", "acct", "app\x00name")
+    rec.record(outcome(1, model_requested="gpt\x00evil", model_served="", error_type="bad\x00type",
+                       key_id="key\x00", app="app\x00name"))
     deadline = time.monotonic() + 10
     while rec.written < 1:
         assert time.monotonic() < deadline, "the record was not written"

@@ -22,7 +22,7 @@ from aiohttp import web
 from perilune.errors import PayloadTooLarge, PeriluneError, ServerShuttingDown
 from perilune.gateway.auth import Principal
 from perilune.gateway.lifecycle import Lifecycle
-from perilune.gateway.pipeline import Call
+from perilune.gateway.pipeline import ROUTE_HEADER, Call, route_header
 from perilune.gateway.relay import PickEncoder
 from perilune.logs import REQUEST_ID
 from perilune.schema.text import check_params
@@ -112,7 +112,10 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
                 return await fn(ctx)
             except PeriluneError as e:
                 lc.fail(e)
-                return error_response(e, dialect, request_id)
+                resp = error_response(e, dialect, request_id)
+                if lc.attempts:
+                    resp.headers[ROUTE_HEADER] = route_header(lc.attempts)
+                return resp
             except asyncio.CancelledError:
                 if lc.shutting_down and (task := asyncio.current_task()) is not None:
                     task.uncancel()  # the server ended it while stopping: say so, in the client's dialect

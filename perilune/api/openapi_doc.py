@@ -11,6 +11,7 @@ import msgspec
 from perilune.api.account import AlertsBody, Amount, LimitsBody
 from perilune.api.admin import NewAccount, NewKey
 from perilune.api.identities import NewIdentity
+from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
 from perilune.schema.media import ImageGenerationRequest, TranscriptionRequest
 from perilune.schema.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -87,6 +88,7 @@ _USAGE_FILTERS = [
 ]
 _ACCOUNT = _path("account_id", "Account id")
 _KEY = _path("key_id", "Key id")
+_RESPONSE = _path("response_id", "Response id")
 
 
 def _html(summary: str, *, form: dict[str, Any] | None = None, params: list[dict[str, Any]] | None = None
@@ -125,6 +127,13 @@ def _paths() -> dict[str, Any]:
         "/v1/completions": {"post": _op("Create a (legacy) completion", body="CompletionRequest",
                                         tag="openai", stream=True, errors=_UPSTREAM)},
         "/v1/embeddings": {"post": _op("Create embeddings", body="EmbeddingRequest", tag="openai", errors=_UPSTREAM)},
+        "/v1/responses": {"post": _op("Create a response (OpenAI's Responses API, any model)",
+                                      body="ResponsesRequest", tag="openai", stream=True, errors=_UPSTREAM)},
+        "/v1/responses/{response_id}": {"get": _op("A stored response", tag="openai", params=[_RESPONSE]),
+                                        "delete": _op("Delete a stored response", tag="openai",
+                                                      params=[_RESPONSE])},
+        "/v1/responses/{response_id}/input_items": {"get": _op("The input items of a stored response",
+                                                               tag="openai", params=[_RESPONSE])},
         "/v1/messages": {"post": _op("Create a message (Anthropic dialect, any model); errors use Anthropic's "
                                      "envelope", body="MessagesRequest", tag="anthropic", stream=True,
                                      errors=_UPSTREAM)},
@@ -224,7 +233,8 @@ def _paths() -> dict[str, Any]:
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, TranscriptionRequest,
-         NewAccount, NewKey, MessagesRequest, CountTokensRequest, Amount, LimitsBody, AlertsBody, NewIdentity],
+         NewAccount, NewKey, MessagesRequest, CountTokensRequest, Amount, LimitsBody, AlertsBody, NewIdentity,
+         ResponsesRequest],
         ref_template="#/components/schemas/{name}")
     components["Error"] = {
         "type": "object",

@@ -32,7 +32,7 @@ from perilune.accounting.billing import Billing, Charge, Reservation
 from perilune.accounting.catalog import ModelInfo
 from perilune.accounting.pricing import cost_of
 from perilune.errors import PeriluneError, ServerShuttingDown
-from perilune.gateway.pipeline import Call, Opened, Pipeline
+from perilune.gateway.pipeline import ROUTE_HEADER, Call, Opened, Pipeline, route_header
 from perilune.gateway.relay import Encoder, PickEncoder, Served, Tally, relay_stream
 from perilune.schema.canonical import JSON, Attempt, Usage, UsageEvent
 from perilune.tokens import count_tokens
@@ -176,7 +176,8 @@ class Lifecycle:
         s.provider, s.model, s.upstream_model, s.native = d.provider.name, d.model.id, d.upstream_model, opened.native
         s.ttft_ms, s.route = opened.ttft_ms, self.attempts
         encoder = pick(opened.native)
-        extra = dict(headers or {})
+        self.alias = opened.alias
+        extra = {**(headers or {}), ROUTE_HEADER: route_header(self.attempts)}
         if opened.result is not None:
             result = opened.result
             if call.billed:
@@ -217,7 +218,7 @@ class Lifecycle:
         s.usage = usage
         if self.opened.decoder is not None:
             s.upstream_usage = self.opened.decoder.upstream_usage
-        s.cost = cost_of(usage, self.opened.deployment.model.effective_price)
+        s.cost = cost_of(usage, self.opened.deployment.price)  # the serving provider's price for the model
         charge = self.billing.charge(self.reservation, usage, s.cost)
         s.charged_pusd, s.free_tokens = charge.charged_pusd, charge.free_tokens
         s.latency_ms = (time.perf_counter() - self.started) * 1000.0

@@ -1,22 +1,21 @@
 """identities (JWT issuer + subject linked to an account) and server-side dashboard sessions
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 
 - ``identities``: an operator's explicit link from a JWT principal (issuer, subject) to an account;
   unlinking sets ``unlinked_at`` (rows stay so that every instance's cache sees the change).
 - ``dashboard_sessions``: the SHA-256 of each dashboard session id, the SHA-256 of the key that
   signed in, and when the session expires. Logout deletes the row.
 
-(Written beside 0004 and 0005 on other branches: when they are merged, this revision's
-``down_revision`` moves to the newest of them.)
+(Written beside 0004 and 0005 on other branches; chained after 0005 when merged.)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

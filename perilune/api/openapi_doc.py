@@ -11,6 +11,7 @@ import msgspec
 from perilune.api.account import AlertsBody, Amount, LimitsBody
 from perilune.api.admin import NewAccount, NewKey
 from perilune.api.identities import NewIdentity
+from perilune.api.router import FeedbackRequest
 from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
 from perilune.schema.media import ImageGenerationRequest, TranscriptionRequest
@@ -173,6 +174,18 @@ def _paths() -> dict[str, Any]:
                                                                    "key, account, hour, day (comma-separated)"),
                                                                 _q("percentiles", "false to skip percentiles",
                                                                    {"type": "boolean"})])},
+        "/v1/router": {"post": _op("Semantic routing: pick the model for a chat request (and, with execute, "
+                                   "serve it)", body="ChatCompletionRequest", tag="router", stream=True,
+                                   errors=_UPSTREAM)},
+        "/v1/router/chat/completions": {"post": _op("Semantic routing, OpenAI chat-completions shaped",
+                                                    body="ChatCompletionRequest", tag="router", stream=True,
+                                                    errors=_UPSTREAM)},
+        "/v1/router/profiles": {"get": _op("The router's model profiles", tag="router")},
+        "/v1/feedback": {"post": _op("A quality score for a logged request (feeds the router)",
+                                     body="FeedbackRequest", tag="router")},
+        "/v1/providers": {"get": _op("Providers with their live health (breakers, latency, throughput)",
+                                     tag="ops")},
+        "/": {"get": _op("Root: a short description of the gateway", tag="ops", secured=False, errors=())},
         "/health": {"get": _op("Liveness", tag="ops", secured=False, errors=("503",))},
         "/ready": {"get": _op("Readiness: 503 while the database is unreachable", tag="ops", secured=False,
                               errors=("503",))},
@@ -234,7 +247,7 @@ def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, TranscriptionRequest,
          NewAccount, NewKey, MessagesRequest, CountTokensRequest, Amount, LimitsBody, AlertsBody, NewIdentity,
-         ResponsesRequest],
+         ResponsesRequest, FeedbackRequest],
         ref_template="#/components/schemas/{name}")
     components["Error"] = {
         "type": "object",

@@ -313,17 +313,29 @@ def assert_403_not_linked(gw: Gateway, token: str) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "identity_not_linked"
 
 
+def settled_balance(gw: Gateway) -> str:
+    """The balance once two reads half a second apart agree."""
+    last = None
+    for _ in range(40):
+        r = httpx.get(gw.v1 + "/balance", headers={"Authorization": f"Bearer {gw.key}"})
+        now_ = r.json()["balance_usd"]
+        if now_ == last:
+            return str(now_)
+        last = now_
+        time.sleep(0.5)
+    raise AssertionError("the balance did not settle")
+
+
 def test_subject_naming_an_api_key_account_is_refused(hs_gateway: Gateway) -> None:
     """The issue's attack: an HS256 token whose sub is an existing account id reads and spends nothing."""
     victim = hs_gateway.account
-    before = httpx.get(hs_gateway.v1 + "/balance", headers={"Authorization": f"Bearer {hs_gateway.key}"}).json()
+    before = settled_balance(hs_gateway)  # earlier tests' charges may still be settling
     attack = hs256(sub=victim, org=victim)
     assert_403_not_linked(hs_gateway, attack)
     r = httpx.get(hs_gateway.v1 + "/usage/records", headers={"Authorization": f"Bearer {attack}"},
                   params={"account_id": victim})
     assert r.status_code == 403
-    after = httpx.get(hs_gateway.v1 + "/balance", headers={"Authorization": f"Bearer {hs_gateway.key}"}).json()
-    assert after["balance_usd"] == before["balance_usd"]
+    assert settled_balance(hs_gateway) == before
     assert victim in account_names(hs_gateway) and len(account_names(hs_gateway)) <= 2
 
 

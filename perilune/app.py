@@ -21,12 +21,13 @@ from aiohttp import web
 import perilune.api.account as account_api
 from perilune import __version__, dashboard
 from perilune._http import UpstreamClient
+from perilune._outbound import OutboundPolicy
 from perilune.accounting.billing import Billing
 from perilune.accounting.catalog import Catalog, build_catalog, public_entry
 from perilune.accounting.ledger import Accountant
 from perilune.accounting.recorder import UsageRecorder
 from perilune.accounting.retention import Retention, RetentionPolicy
-from perilune.api import admin, media, ops
+from perilune.api import admin, identities, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import models as models_api
 from perilune.api import openai as openai_api
@@ -38,6 +39,7 @@ from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
 from perilune.errors import MethodNotAllowed, NotFound
 from perilune.gateway.auth import KeyCache
+from perilune.gateway.identities import identity_links
 from perilune.gateway.jwt import build_verifier
 from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
@@ -99,9 +101,11 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     upstream = UpstreamClient()
     db = Database(settings.db_url, settings.database_timeout_s)
     key_store = KeyStore(db)
-    jwt = build_verifier(settings.jwt, env, key_store.ensure_account) if settings.jwt else None
+    outbound = OutboundPolicy.from_settings(settings.outbound)
+    jwt = build_verifier(settings.jwt, env, outbound) if settings.jwt else None
+    links = identity_links(settings, key_store) if settings.jwt else None
     keys = KeyCache(key_store, admin_key=env.get(settings.admin_key_env) or None,
-                    refresh_s=settings.key_refresh_s, jwt=jwt)
+                    refresh_s=settings.key_refresh_s, jwt=jwt, identities=links)
     metrics = Metrics()
     recorder = UsageRecorder(db, settings.home_path / "spool", max_pending=settings.usage_queue_size,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
@@ -113,6 +117,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
+    accountant.outbound = outbound
     billing = Billing(limiter, accountant, settings.home_path / "spool")
     pipeline = Pipeline(router, upstream, health=health, total_s=settings.timeouts.total_s)
     s = Services(settings, catalog, providers, router, upstream, pipeline, billing, Streams(),
@@ -165,14 +170,16 @@ async def openapi(ctx: Ctx) -> web.StreamResponse:
     return ctx.json(ctx.services.openapi_json)
 
 
-KNOWN_PATHS: set[str] = set()
-
-
 @endpoint("openai", "fallback", auth="none")
 async def fallback(ctx: Ctx) -> web.StreamResponse:
     path = ctx.request.path
-    if path in KNOWN_PATHS:
-        raise MethodNotAllowed(f"Method {ctx.request.method} is not allowed on {path}.")
+    allowed: set[str] = set()
+    for res in ctx.request.app.router.resources():  # the routes whose path matches, for any method
+        if res.canonical != "/{tail}":
+            allowed |= (await res.resolve(ctx.request))[1]
+    if allowed:
+        raise MethodNotAllowed(f"Method {ctx.request.method} is not allowed on {path}.",
+                               allow=tuple(sorted(allowed)))
     raise NotFound(f"Unknown URL: {ctx.request.method} {path}. See /openapi.json for perilune's API.",
                    code="unknown_url")
 
@@ -200,9 +207,9 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     dashboard.routes(app)
     r.add_get("/openapi.json", openapi)
     admin.routes(app)
+    identities.routes(app)
     account_api.routes(app)
     router_api.routes(app)
-    KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
     async def startup(app: web.Application) -> None:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from perilune.cli_identities import identities_app
 from perilune.cli_ledger import ledger_app
 from perilune.router.cli import router_app
 from perilune.settings import Settings, SettingsError, load_settings
@@ -404,6 +405,9 @@ def limits_set(
         err.print(f"[red]error:[/red] no such {'key' if key else 'account'}: {key or account}")
         raise typer.Exit(1)
     print(f"limits of {key or account}: rpm={rpm or 'unlimited'} tpm={tpm or 'unlimited'}")
+
+
+app.add_typer(identities_app, name="identities")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from perilune.api.usage import usage_filter
 from perilune.dashboard.charts import Series, stacked_bars, top_series
-from perilune.dashboard.page import Page, compact, page, usd, utc
+from perilune.dashboard.page import Page, compact, page, usd_short, utc
 from perilune.errors import NotFound
 from perilune.store.usage import (
     UsageFilter,
@@ -216,4 +216,4 @@ async def analytics(pg: Page) -> web.StreamResponse:
 
 
 def _usd_axis(v: float) -> str:
-    return usd(round(v * 1e12), 2) if v < 1 else f"${v:,.2f}"
+    return usd_short(round(v * 1e12), 2)

@@ -74,8 +74,10 @@ class LedgerStore:
         with self.db.engine.connect() as conn:
             return [(r.id, r.account_id, int(r.amount_pusd)) for r in conn.execute(q)]
 
-    def history(self, account_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first: ledger entries and per-request charges together."""
+    def history(self, account_id: str, limit: int = 100,
+                before: tuple[float, str] | None = None) -> list[dict[str, Any]]:
+        """Newest first: ledger entries and per-request charges together; ``before`` = (created_at, id)
+        of the last row of the previous page continues from there (every entry is reachable)."""
         le = sa.select(ledger_entries.c.id, ledger_entries.c.created_at, ledger_entries.c.kind,
                        ledger_entries.c.amount_pusd, ledger_entries.c.actor, ledger_entries.c.reason).where(
             ledger_entries.c.account_id == account_id)
@@ -85,7 +87,10 @@ class LedgerStore:
                        usage_records.c.model_served.label("reason")).where(
             usage_records.c.account_id == account_id, usage_records.c.charged_pusd > 0)
         u = sa.union_all(le, ch).subquery()
-        q = sa.select(u).order_by(u.c.created_at.desc()).limit(limit)
+        q = sa.select(u).order_by(u.c.created_at.desc(), u.c.id.desc()).limit(limit)
+        if before is not None:
+            at, rid = before
+            q = q.where(sa.or_(u.c.created_at < at, sa.and_(u.c.created_at == at, u.c.id < rid)))
         with self.db.engine.connect() as conn:
             return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 

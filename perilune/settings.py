@@ -170,7 +170,7 @@ class Settings(_Base):
     max_upload_bytes: int = 25 * 1024 * 1024
     models_require_key: bool = False
     simulator: Literal["auto", "always", "never"] = "auto"
-    simulator_port: int = 8788
+    simulator_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # the demo simulator; 0: any free port
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     key_refresh_s: float = 0.5
     usage_queue_size: int = 100_000

@@ -112,6 +112,16 @@ class LedgerStore:
     def set_key_limits(self, key_id: str, rpm: int | None, tpm: int | None) -> bool:
         return self._update(api_keys, api_keys.c.id == key_id, rpm_limit=rpm, tpm_limit=tpm)
 
+    def change_limits(self, target: str, target_id: str, changes: dict[str, int | None]) -> bool:
+        """Change only the given limits (``rpm``, ``tpm``; None = unlimited) of a ``key`` or an
+        ``account``; the others stay as they are. False when there is no such key or account."""
+        table = api_keys if target == "key" else accounts
+        values = {f"{name}_limit": v for name, v in changes.items() if name in ("rpm", "tpm")}
+        if not values:
+            with self.db.engine.connect() as conn:
+                return conn.execute(sa.select(table.c.id).where(table.c.id == target_id)).first() is not None
+        return self._update(table, table.c.id == target_id, **values)
+
     def set_alerts(self, account_id: str, thresholds_pusd: list[int], webhook_url: str | None) -> bool:
         return self._update(accounts, accounts.c.id == account_id,
                             alert_thresholds=json.dumps(sorted(set(thresholds_pusd), reverse=True)),

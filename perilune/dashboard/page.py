@@ -78,6 +78,14 @@ def usdf(v: str | float | int | None) -> str:
     return usd(int((Decimal(str(v)) * 10**12).to_integral_value()))
 
 
+def price(v: float | int | str | None) -> str:
+    """A catalog price (USD) exactly as the catalog has it ($0.15, $0.000005), or — when there is none."""
+    if v is None:
+        return "—"
+    d = Decimal(str(v))
+    return f"${d.normalize():f}" if d != d.to_integral_value() else f"${int(d)}"
+
+
 def ms(v: float | None) -> str:
     if v is None:
         return "—"
@@ -113,7 +121,8 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("perilune.dashboard", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(usd=usd, usdf=usdf, plain_usd=plain_usd, ms=ms, num=num, utc=utc, iso=iso, compact=compact)
+    env.filters.update(usd=usd, usdf=usdf, price=price, plain_usd=plain_usd, ms=ms, num=num, utc=utc, iso=iso,
+                       compact=compact)
     env.globals.update(nav=NAV, urlencode=urlencode, quote=quote)
     return env
 

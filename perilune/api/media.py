@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 from aiohttp import BodyPartReader, web
 
+from perilune.accounting.pricing import usd_decimal
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, PayloadTooLarge, Unsupported
 from perilune.gateway.pipeline import settle
@@ -190,7 +191,7 @@ async def transcriptions(ctx: Ctx) -> web.StreamResponse:
     seconds = float(usage.audio_seconds)
     cost = o.cost.total_usd if o.cost is not None else Decimal(0)
     headers = {"x-request-id": o.request_id, "x-perilune-provider": o.provider,
-               "x-perilune-audio-seconds": str(usage.audio_seconds), "x-perilune-cost-usd": str(cost)}
+               "x-perilune-audio-seconds": str(usage.audio_seconds), "x-perilune-cost-usd": usd_decimal(cost)}
     if usage.estimated:
         headers["x-perilune-estimated"] = "true"
     fmt = req.response_format

@@ -128,6 +128,7 @@ def sim_direct(sim_url: str, fmt: str, model: str = "sim-whisper") -> httpx.Resp
 def assert_audio_cost(headers: Any, seconds: Decimal, *, estimated: bool = False) -> None:
     assert d(headers["x-perilune-audio-seconds"]) == seconds
     assert d(headers["x-perilune-cost-usd"]) == seconds * PER_MINUTE / 60
+    assert headers["x-perilune-cost-usd"] == format(d(headers["x-perilune-cost-usd"]).normalize(), "f")  # one shape
     assert headers.get("x-perilune-estimated") == ("true" if estimated else None)
 
 

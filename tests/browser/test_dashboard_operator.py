@@ -23,6 +23,21 @@ playwright = pytest.importorskip("playwright.sync_api")
 TOPUPS = 55  # more than one ledger page (50)
 
 
+def png_base64() -> str:
+    """A 4x4 red PNG, made here."""
+    import base64
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 4 for _ in range(4))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return base64.b64encode(png).decode()
+
+
 @pytest.fixture(scope="module")
 def gw(start_gateway: StartGateway) -> Gateway:
     config = default_config("{sim_url}") + """
@@ -39,6 +54,19 @@ base_url = "{sim_url}"
                          "system": "You answer as a ship's captain.", "messages": [
                              {"role": "user", "content": "Where are we headed?"}]})
     assert r.status_code == 200, r.text
+    r = httpx.post(g.v1 + "/messages", headers={"x-api-key": g.key, "anthropic-version": "2023-06-01",
+                                               "X-App-ID": "claude-tools"}, timeout=30,
+                   json={"model": "sim-claude", "max_tokens": 64, "observability": True, "messages": [
+                       {"role": "user", "content": [{"type": "text", "text": "What is in this picture?"},
+                                                    {"type": "image", "source": {"type": "base64",
+                                                                                 "media_type": "image/png",
+                                                                                 "data": png_base64()}}]},
+                       {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "zoom",
+                                                          "input": {"factor": 2}}]},
+                       {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01",
+                                                     "content": "zoomed: a red square"}]}],
+                         "tools": [{"name": "zoom", "input_schema": {"type": "object"}}]})
+    assert r.status_code == 200, r.text
     for i in range(6):  # app "busy" has the most requests, "quiet" the fewest
         app = "busy" if i < 4 else "quiet"
         httpx.post(g.v1 + "/chat/completions", headers={**h, "X-App-ID": app}, timeout=30,
@@ -49,7 +77,7 @@ base_url = "{sim_url}"
                        json={"amount_usd": "0.01", "reason": f"top-up {i}"})
         assert r.status_code == 201, r.text
     deadline = time.monotonic() + 10
-    while len(httpx.get(g.v1 + "/usage/records", headers=h).json()["data"]) < 7:
+    while len(httpx.get(g.v1 + "/usage/records", headers=h).json()["data"]) < 8:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     return g
@@ -81,6 +109,21 @@ def test_anthropic_log_detail_shows_system_prompt_and_answer(browser: Any, gw: G
     assert page.errors == []
 
 
+def test_anthropic_tool_use_tool_result_and_image(browser: Any, gw: Gateway, artifacts: Path) -> None:
+    page = sign_in(browser, gw, DESKTOP)
+    page.locator("table.logs tbody tr", has_text="claude-tools").locator("a.rowlink").click()
+    page.wait_for_url("**/dashboard/logs/req_*")
+    request = page.inner_text("#payload")
+    assert "What is in this picture?" in request and "zoom" in request and "toolu_01" in request
+    assert "zoomed: a red square" in page.inner_text("#payload .call.result")
+    assert '"factor": 2' in page.inner_text("#payload .call:not(.result)")
+    img = page.locator("#payload img.shot")
+    assert img.count() == 1 and page.evaluate("document.querySelector('#payload img.shot').naturalWidth") == 4
+    assert "No output." not in page.inner_text("#response")
+    page.screenshot(path=str(artifacts / "dashboard-log-detail-anthropic-tools.png"), full_page=True)
+    assert page.errors == []  # the inline image is allowed by the CSP (img-src data:)
+
+
 def test_one_colour_per_app_across_charts(browser: Any, gw: Gateway, artifacts: Path) -> None:
     page = sign_in(browser, gw, DESKTOP)
     page.goto(gw.url + "/dashboard/analytics?range=24h&by=app")
@@ -88,7 +131,7 @@ def test_one_colour_per_app_across_charts(browser: Any, gw: Gateway, artifacts: 
     for chart in ("spend", "requests", "tokens"):
         for li in page.locator(f"#chart-{chart} ul.legend li").all():
             colours.setdefault(li.get_attribute("data-series") or "", set()).add(li.get_attribute("data-colour") or "")
-    assert {"busy", "quiet", "claude-app"} <= set(colours)
+    assert {"busy", "quiet", "claude-app", "claude-tools"} <= set(colours)
     assert all(len(c) == 1 for c in colours.values()), colours
     assert len({next(iter(c)) for c in colours.values()}) == len(colours)  # and different apps differ
     assert colours["busy"] == {"#0072B2"}  # the app with the most requests takes the first colour
@@ -114,7 +157,7 @@ def test_balance_exact_with_spend_and_every_ledger_entry(browser: Any, gw: Gatew
     everything = first_page + rest
     assert sum("top-up " in r for r in everything) == TOPUPS
     assert any("test suite" in r for r in rest)  # the oldest entry, the starting top-up, is reachable
-    assert sum("charge" in r for r in everything) == 7
+    assert sum("charge" in r for r in everything) == 8
     assert not set(first_page) & set(rest)
     page.click("#ledger-first")
     page.wait_for_url(re.compile(r".*/dashboard/balance$"))

@@ -224,7 +224,7 @@ def _metrics_dir(settings: Settings) -> str:
     return str(path)
 
 
-@app.command()
+@app.command(short_help="Run the gateway.")
 def serve(
     host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(metavar="N", help="Port (default 8787).")] = None,
@@ -318,7 +318,7 @@ def _run_workers(settings: Settings, sock: socket.socket, sim_url: str | None, m
             p.join(15)
 
 
-@app.command()
+@app.command(short_help="Run the provider simulator.")
 def sim(
     port: Annotated[int, typer.Option(metavar="N", help="Port (0: any free port; the start-up line says "
                                       "which).")] = 8788,
@@ -360,7 +360,7 @@ def sim(
         sock.close()
 
 
-@app.command("check-config")
+@app.command("check-config", short_help="Validate the configuration.")
 def check_config(config: ConfigOpt = None, home: HomeOpt = None) -> None:
     """Validate the configuration (file + PERILUNE_* environment) without starting."""
     from perilune.accounting.catalog import build_catalog

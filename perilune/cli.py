@@ -435,7 +435,7 @@ def keys_list(account: Annotated[str | None, typer.Option(metavar="ACCOUNT_ID", 
     emit(rows, ("id", "account_id", "name", "prefix", "role", "state", "created", "expires", "revoked"), as_json)
 
 
-@keys_app.command("revoke")
+@keys_app.command("revoke", short_help="Revoke a key (everywhere within a second).")
 def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")], as_json: JsonOpt = False,
                 home: HomeOpt = None, config: ConfigOpt = None) -> None:
     """Revoke a key (every instance stops accepting it within about a second)."""
@@ -461,7 +461,7 @@ def accounts_create(name: Annotated[str, typer.Argument(metavar="NAME")], home: 
     print(_store(config, home).create_account(name))
 
 
-@accounts_app.command("list")
+@accounts_app.command("list", short_help="List accounts.")
 def accounts_list(as_json: JsonOpt = False, home: HomeOpt = None, config: ConfigOpt = None) -> None:
     """List accounts: id and name, tab-separated (or every field with --json)."""
     rows = _store(config, home).list_accounts()
@@ -512,21 +512,21 @@ AmountArg = Annotated[str, typer.Argument(metavar="AMOUNT_USD", help="A decimal 
 ReasonOpt = Annotated[str, typer.Option(metavar="TEXT", help="Why (kept in the ledger).")]
 
 
-@accounts_app.command("topup", context_settings=_SIGNED)
+@accounts_app.command("topup", context_settings=_SIGNED, short_help="Add money to a balance.")
 def accounts_topup(account: AccountArg, amount_usd: AmountArg, reason: ReasonOpt = "", as_json: JsonOpt = False,
                    home: HomeOpt = None, config: ConfigOpt = None) -> None:
     """Add money to an account's prepaid balance (running gateways apply it within a second)."""
     _ledger_cmd("topup", account, amount_usd, reason, home, config, as_json)
 
 
-@accounts_app.command("adjust", context_settings=_SIGNED)
+@accounts_app.command("adjust", context_settings=_SIGNED, short_help="Correct a balance by a signed amount.")
 def accounts_adjust(account: AccountArg, amount_usd: AmountArg, reason: ReasonOpt = "", as_json: JsonOpt = False,
                     home: HomeOpt = None, config: ConfigOpt = None) -> None:
     """Correct a balance by a signed amount (a new ledger entry; nothing is ever edited)."""
     _ledger_cmd("adjustment", account, amount_usd, reason, home, config, as_json)
 
 
-@accounts_app.command("balance")
+@accounts_app.command("balance", short_help="Show a balance.")
 def accounts_balance(account: AccountArg, as_json: JsonOpt = False, home: HomeOpt = None,
                      config: ConfigOpt = None) -> None:
     """The balance according to the database (top-ups minus recorded charges)."""
@@ -593,7 +593,7 @@ KeyOpt = Annotated[str | None, typer.Option(metavar="KEY_ID", help="Key id.")]
 AccountOpt = Annotated[str | None, typer.Option(metavar="ACCOUNT_ID", help="Account id.")]
 
 
-@limits_app.command("set")
+@limits_app.command("set", short_help="Change the limits given of a key or an account.")
 def limits_set(key: KeyOpt = None, account: AccountOpt = None, rpm: LimitOpt = None, tpm: LimitOpt = None,
                as_json: JsonOpt = False, home: HomeOpt = None, config: ConfigOpt = None) -> None:
     """Change the rate limits of a key or an account; a limit not given stays as it is (running
@@ -610,7 +610,7 @@ def limits_set(key: KeyOpt = None, account: AccountOpt = None, rpm: LimitOpt = N
     _show_limits(_limits_rows(store, kind, target), as_json)
 
 
-@limits_app.command("show")
+@limits_app.command("show", short_help="Show rate limits.")
 def limits_show(key: KeyOpt = None, account: AccountOpt = None, as_json: JsonOpt = False, home: HomeOpt = None,
                 config: ConfigOpt = None) -> None:
     """Show the rate limits of a key, an account, or (with neither) of every account and key."""

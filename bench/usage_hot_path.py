@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import time
 import timeit
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +24,28 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from perilune.accounting.recorder import UsageRecorder, to_row
 from perilune.metrics import LATENCY_BUCKETS_S, Metrics
-from perilune.schema.canonical import Attempt, Cost, Outcome, Usage
+from perilune.schema.canonical import Attempt, Cost, Usage, UsageEvent
 from perilune.store.db import Database
 
 N = 200_000
 
 
-def outcome(i: int, capture: bool = False) -> Outcome:
-    o = Outcome(f"req_{i:024x}", time.perf_counter(), time.time(), "openai", "chat", model_requested="sim-gpt",
-                model_served="sim-gpt", provider="sim", stream=bool(i % 2))
-    o.usage = Usage(input_tokens=120, output_tokens=48, cache_read_tokens=16)
-    o.cost = Cost(Decimal("0.00012"), Decimal("0.000096"), Decimal("0.000008"))
-    o.latency_ms, o.ttft_ms = 812.5, 140.25
-    o.route = [Attempt("sim", "sim-gpt", 200)]
+def outcome(i: int, capture: bool = False) -> UsageEvent:
+    payload_request = payload_response = None
     if capture:
-        o.capture = True
-        o.payload_request = {"model": "sim-gpt", "messages": [
+        payload_request = {"model": "sim-gpt", "messages": [
             {"role": "system", "content": "You are helpful. " * 20},
             {"role": "user", "content": "Summarise the following text. " + "lorem ipsum " * 100}]}
-        o.payload_response = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant",
-                                                                               "content": "word " * 48}}]}
-    return o
+        payload_response = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                            "content": "word " * 48}}]}
+    return UsageEvent(
+        request_id=f"req_{i:024x}", started_wall=time.time(), dialect="openai", endpoint="chat",
+        model_requested="sim-gpt", model_served="sim-gpt", provider="sim", status=200, error_type=None,
+        usage=Usage(input_tokens=120, output_tokens=48, cache_read_tokens=16),
+        cost=Cost(120_000_000, 96_000_000, 8_000_000), ttft_ms=140.25,
+        latency_ms=812.5, stream=bool(i % 2), route=(Attempt("sim", "sim-gpt", 200),), charged_pusd=None,
+        free_tokens=None, key_id="key_1", account_id="acct_1", app="app", capture=capture,
+        payload_request=payload_request, payload_response=payload_response)
 
 
 def per_call_us(fn: Any, n: int) -> float:
@@ -57,11 +57,11 @@ def main() -> None:
                         batch_size=10**9)
     plain = [outcome(i) for i in range(N)]
     it = iter(plain)
-    r_plain = per_call_us(lambda: rec.record(next(it), "key_1", "acct_1", "app"), N // 5)
+    r_plain = per_call_us(lambda: rec.record(next(it)), N // 5)
     rec._pending.clear()
     captured = [outcome(i, capture=True) for i in range(20_000)]
     it2 = iter(captured)
-    r_capture = per_call_us(lambda: rec.record(next(it2), "key_1", "acct_1", "app"), 4_000)
+    r_capture = per_call_us(lambda: rec.record(next(it2)), 4_000)
     rec._pending.clear()
 
     m = Metrics()
@@ -83,11 +83,11 @@ def main() -> None:
         cost.labels(model, provider).inc(0.000224)
 
     t_inline = per_call_us(inline, 20_000)
-    rows = [to_row((o, "key_1", "acct_1", "app", None)) for o in plain[:500]]
+    rows = [to_row((o, None)) for o in plain[:500]]
     for j, r in enumerate(rows):
         r["model_served"], r["provider"] = labels[j % 3]
     t_batch = per_call_us(lambda: m.observe_rows(rows), 200) / len(rows)
-    items = [(o, "key_1", "acct_1", "app", None) for o in plain[:10_000]]
+    items = [(o, None) for o in plain[:10_000]]
     t_row = per_call_us(lambda: [to_row(x) for x in items], 5) / len(items)
 
     print(f"{'per request':<62} {'µs':>8}")

@@ -23,20 +23,27 @@ from aiohttp import web
 import perilune.api.account as account_api
 from perilune import __version__, dashboard
 from perilune._http import UpstreamClient
+from perilune.accounting.billing import Billing
 from perilune.accounting.catalog import Catalog, build_catalog, public_entry
 from perilune.accounting.ledger import Accountant
 from perilune.accounting.recorder import UsageRecorder
 from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
+from perilune.api import models as models_api
 from perilune.api import openai as openai_api
+from perilune.api import providers as providers_api
+from perilune.api import responses as responses_api
+from perilune.api import router as router_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
 from perilune.errors import MethodNotAllowed, NotFound
 from perilune.gateway.auth import KeyCache
 from perilune.gateway.jwt import build_verifier
+from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
+from perilune.gateway.resilience import Health, ReachabilityProbe, policy_from_settings
 from perilune.gateway.routing import Router
 from perilune.limits.base import Limiter
 from perilune.limits.memory import MemoryLimiter
@@ -44,10 +51,12 @@ from perilune.limits.redis import RedisLimiter
 from perilune.metrics import Metrics
 from perilune.providers.base import Provider
 from perilune.providers.registry import build_providers, sim_provider
+from perilune.router.service import RouterCollector, RouterService
 from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
 from perilune.store.ledger import LedgerStore
+from perilune.store.responses import ResponseStore
 
 log = logging.getLogger("perilune")
 
@@ -60,6 +69,8 @@ class Services:
     router: Router
     upstream: UpstreamClient
     pipeline: Pipeline
+    billing: Billing
+    streams: Streams
     db: Database
     key_store: KeyStore
     keys: KeyCache
@@ -70,7 +81,6 @@ class Services:
     models_json: bytes = b"[]"
     openapi_json: bytes = b"{}"
     ready: bool = False
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     forever: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -78,13 +88,12 @@ class Services:
         """A background loop that runs until shutdown (cancelled then, not awaited)."""
         self.forever.append(asyncio.get_running_loop().create_task(coro))
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run work that must finish but need not delay a response (drained at shutdown)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
     metrics: Metrics | None = None
     retention: Retention | None = None
+    semantic_router: RouterService | None = None  # POST /v1/router; loaded at start (perilune.router)
+    health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
+    probe: ReachabilityProbe | None = None
+    responses: ResponseStore = field(init=False)  # stored Responses (POST /v1/responses)
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -94,9 +103,10 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     providers = build_providers(settings, env)
     if sim_url:
         providers.update(sim_provider(settings, sim_url))
-    router = Router(catalog, providers)
+    health = Health(policy_from_settings(settings.resilience))
+    router = Router(catalog, providers, settings=settings, health=health)
     upstream = UpstreamClient()
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, settings.database_timeout_s)
     key_store = KeyStore(db)
     jwt = build_verifier(settings.jwt, env, key_store.ensure_account) if settings.jwt else None
     keys = KeyCache(key_store, admin_key=env.get(settings.admin_key_env) or None,
@@ -106,18 +116,38 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
                              max_pending_bytes=settings.usage_max_pending_bytes,
                              payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
-                             access_log=settings.usage_access_log, sinks=_sinks(settings))
+                             access_log=settings.usage_access_log, sinks=_sinks(settings),
+                             stop_timeout_s=settings.database_timeout_s + 2.0,
+                             mode=settings.usage_writer)
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
-    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream, accountant), db,
-                 key_store, keys, recorder, accountant, ledger)
+    billing = Billing(limiter, accountant, settings.home_path / "spool")
+    pipeline = Pipeline(router, upstream, health=health, total_s=settings.timeouts.total_s)
+    s = Services(settings, catalog, providers, router, upstream, pipeline, billing, Streams(),
+                 db, key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
+    s.health = health
+    s.probe = ReachabilityProbe(health, [(p.name, p.base_url) for p in providers.values() if p.ready],
+                                interval_s=settings.resilience.reachability_interval_s,
+                                timeout_s=settings.resilience.reachability_timeout_s)
+    s.responses = ResponseStore(db)
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
     s.openapi_json = orjson.dumps(openapi_document(__version__))
     return s
+
+
+def _router_service(s: Services) -> RouterService:
+    from perilune.router.service import create
+
+    r = s.settings.router
+    svc = create(r.profiles, r.embedder, s.catalog, s.router.is_available, aliases=r.aliases,
+                 cache_size=r.cache_size, threads=r.threads or None)
+    log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
+             svc.profiles.k, svc.embedder.name, svc.source)
+    return svc
 
 
 def _sinks(settings: Settings) -> list[Any]:
@@ -169,21 +199,19 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     r.add_post("/v1/embeddings", openai_api.embeddings)
     r.add_post("/v1/messages", anthropic_api.messages)
     r.add_post("/v1/messages/count_tokens", anthropic_api.count_tokens)
+    responses_api.routes(app)
     r.add_post("/v1/images/generations", media.image_generations)
     r.add_post("/v1/audio/transcriptions", media.transcriptions)
-    if settings.models_require_key:
-        r.add_get("/v1/models", openai_api.list_models_keyed)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_keyed)
-    else:
-        r.add_get("/v1/models", openai_api.list_models_open)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
+    models_api.routes(app, require_key=settings.models_require_key)  # /v1/models, /v1/models/{id}, /
     r.add_get("/health", health)
+    providers_api.routes(app)  # GET /v1/providers
     ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics
     usage_api.routes(app)
     dashboard.routes(app)
     r.add_get("/openapi.json", openapi)
     admin.routes(app)
     account_api.routes(app)
+    router_api.routes(app)
     KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
@@ -193,20 +221,34 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
             await asyncio.to_thread(s.db.migrate)
         await s.keys.start()
         await s.accountant.start()
+        await s.billing.start()
         await s.recorder.start()
         if s.retention is not None:
             await s.retention.start()
         if s.metrics is not None and s.metrics.shared:
             s.spawn_forever(_publish_metrics(s.metrics))
+        if s.settings.router.enabled:
+            s.semantic_router = await asyncio.to_thread(_router_service, s)
+            if s.metrics is not None:
+                s.metrics.registry.register(RouterCollector(s.semantic_router.stats))
+        if s.probe is not None:
+            await s.probe.start()
         s.ready = True
+
+    async def shutdown(app: web.Application) -> None:
+        """Before the server stops its handlers: open streams get the grace period, then a proper end."""
+        s = app[SERVICES]
+        s.ready = False
+        await s.streams.close(s.settings.shutdown_grace_s)
 
     async def cleanup(app: web.Application) -> None:
         s = app[SERVICES]
         s.ready = False
         for task in s.forever:
             task.cancel()
-        if s.background:  # settlements still in flight write their usage records before the flush
-            await asyncio.wait(s.background, timeout=10)
+        await s.billing.stop()
+        if s.probe is not None:
+            await s.probe.stop()
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()
@@ -216,6 +258,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         s.db.dispose()
 
     app.on_startup.append(startup)
+    app.on_shutdown.append(shutdown)
     app.on_cleanup.append(cleanup)
     return app
 
@@ -257,5 +300,5 @@ def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None,
     app.on_startup.append(_tune_gc)
     where: dict[str, Any] = {"sock": sock} if sock is not None else {
         "host": host, "port": port, "reuse_port": reuse_port or None}
-    web.run_app(app, access_log=None, print=None, handler_cancellation=True, shutdown_timeout=10, backlog=4096,
-                **where)
+    web.run_app(app, access_log=None, print=None, handler_cancellation=True,
+                shutdown_timeout=settings.shutdown_grace_s + 10, backlog=4096, **where)

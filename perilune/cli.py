@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from perilune import __version__
+from perilune.cli_ledger import ledger_app
+from perilune.router.cli import router_app
 from perilune.settings import Settings, SettingsError, load_settings
 
 # rich_markup_mode=None: click's plain help (flags without a "<bool>" type, one line per option);
@@ -37,6 +39,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 limits_app = typer.Typer(help="Rate limits of keys and accounts.", **_TYPER)
 app.add_typer(limits_app, name="limits")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(router_app, name="router")
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 HomeOpt = Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME", metavar="DIR",
@@ -330,11 +334,21 @@ def sim(
     chunk_delay_ms: Annotated[float, typer.Option(metavar="MS", help="Stream: fixed delay between chunks.")] = 0.0,
     output_tokens: Annotated[int, typer.Option(metavar="N", help="Completion length when max_tokens is "
                                                "absent.")] = 16,
-    fault: Annotated[str | None, typer.Option(metavar="FAULT", help="Inject a fault into every request (429, "
-                                              "500, 503, 529, hang, drop, malformed, error-event, "
+    fault: Annotated[str | None, typer.Option(metavar="FAULT", help="Inject a fault into every request (400, "
+                                              "429, 500, 503, 529, hang, drop, malformed, error-event, "
                                               "timeout-first-byte).")] = None,
     api_key: Annotated[str | None, typer.Option(metavar="KEY", help="Require this key, as each provider "
                                                 "does.")] = None,
+    fault_rate: Annotated[float, typer.Option(metavar="SHARE", help="Share of requests that get --fault "
+                                              "(0..1).")] = 1.0,
+    ttft_jitter_ms: Annotated[float, typer.Option(metavar="MS", help="TTFT uniform in [ttft, ttft + jitter].")
+                              ] = 0.0,
+    slow_tail_rate: Annotated[float, typer.Option(metavar="SHARE", help="Share of requests with a slow TTFT "
+                                                  "(0..1).")] = 0.0,
+    slow_tail_ms: Annotated[float, typer.Option(metavar="MS", help="Extra TTFT of the slow tail.")] = 0.0,
+    context_tokens: Annotated[int, typer.Option(metavar="N", help="Refuse prompts over this many tokens "
+                                                "(0 = none).")] = 0,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Seed of the fault / slow-tail draws.")] = None,
 ) -> None:
     """Run the provider simulator (OpenAI, Anthropic and Gemini wire formats)."""
     from perilune.preflight import StartupError, bind
@@ -344,14 +358,19 @@ def sim(
 
     if fault is not None and fault not in FAULTS:
         raise fail(f"--fault must be one of {', '.join(sorted(FAULTS))}, got {fault!r}", 2)
+    for name, rate in (("--fault-rate", fault_rate), ("--slow-tail-rate", slow_tail_rate)):
+        if not 0 <= rate <= 1:
+            raise fail(f"{name} must be between 0 and 1, got {rate}", 2)
     try:
         sock = bind(host, port, what="the simulator")
     except StartupError as e:
         raise fail(str(e)) from None
     bound = sock.getsockname()[1]
-    server = make_server(host, bound, SimConfig(latency_ms=latency_ms, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s,
-                                                chunks=chunks, chunk_delay_ms=chunk_delay_ms,
-                                                output_tokens=output_tokens, fault=fault, api_key=api_key))
+    server = make_server(host, bound, SimConfig(
+        latency_ms=latency_ms, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, chunks=chunks,
+        chunk_delay_ms=chunk_delay_ms, output_tokens=output_tokens, fault=fault, api_key=api_key,
+        fault_rate=fault_rate, ttft_jitter_ms=ttft_jitter_ms, slow_tail_rate=slow_tail_rate,
+        slow_tail_ms=slow_tail_ms, context_tokens=context_tokens, seed=seed))
     print(f"{SIM_LINE}{_base_url(host, bound)} (OpenAI, Anthropic and Gemini wire formats"
           + (f"; fault {fault}" if fault else "") + ")", flush=True)
     try:

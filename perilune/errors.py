@@ -17,16 +17,19 @@ the envelope of the caller's dialect::
     │   ├── MethodNotAllowed           405
     │   ├── PayloadTooLarge            413
     │   └── RateLimited                429 perilune's own limits (retry_after)
-    ├── ServiceUnavailable             503 a store perilune needs (Redis) is down: fail closed
+    ├── ServiceUnavailable             503 a store perilune needs is down: fail closed
+    │   ├── LimitsUnavailable          503 limits_unavailable: Redis (limits, balances) unreachable
+    │   ├── StoreUnavailable           503 database_unavailable: the database did not answer in time
+    │   └── ServerShuttingDown         503 server_shutdown: the server closed the request while stopping
     └── UpstreamError                  the provider failed us
         ├── UpstreamRejected           4xx the provider refused the request (status passed on)
         ├── UpstreamRateLimited        429 with Retry-After
         ├── UpstreamUnavailable        502 5xx, refused or dropped connection, bad payload
         └── UpstreamTimeout            504 connect / first byte / total timeout
 
-Third-party exceptions (aiohttp, msgspec, SQLAlchemy) are translated into this tree in exactly one
-place each: :mod:`perilune._http` for the upstream client, :mod:`perilune.schema.openai` for request
-validation.
+Third-party exceptions are translated into this tree in exactly one place each: aiohttp in
+:mod:`perilune._http`, msgspec in :mod:`perilune.schema.openai`, SQLAlchemy and psycopg in
+:mod:`perilune.store.db`, Redis (and the transport errors under it) in :mod:`perilune.limits.redis`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "ClientError",
     "InsufficientBalance",
     "InvalidRequest",
+    "LimitsUnavailable",
     "MalformedJSON",
     "MethodNotAllowed",
     "NotFound",
@@ -48,7 +52,9 @@ __all__ = [
     "PermissionDenied",
     "ProviderNotConfigured",
     "RateLimited",
+    "ServerShuttingDown",
     "ServiceUnavailable",
+    "StoreUnavailable",
     "Unsupported",
     "UpstreamError",
     "UpstreamRateLimited",
@@ -183,6 +189,18 @@ class ServiceUnavailable(PeriluneError):
     openai_type = "service_unavailable"
     anthropic_type = "overloaded_error"
     default_code = "service_unavailable"
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    default_code = "limits_unavailable"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    default_code = "database_unavailable"
+
+
+class ServerShuttingDown(ServiceUnavailable):
+    default_code = "server_shutdown"
 
 
 class UpstreamError(PeriluneError):

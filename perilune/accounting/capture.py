@@ -1,7 +1,8 @@
 """Opt-in payload capture (``"observability": true`` in a request body).
 
-Handlers set ``Outcome.capture`` and keep a reference to the request mapping; the relay keeps the
-response mapping, or a :class:`StreamCapture` that assembles a stream into one response as it passes.
+Handlers mark the request's lifecycle (``observe``), which keeps a reference to the request mapping
+and the response mapping, or the encoder's :class:`StreamCapture` that assembles a stream into one
+response as it passes.
 Nothing is serialised on the request path of a request that did not ask: the cost of the feature for
 everyone else is one attribute test. Payloads are serialised when the usage event is recorded.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from perilune.schema.canonical import JSON, Outcome
+from perilune.schema.canonical import JSON, UsageEvent
 
 
 class _Choice:
@@ -162,7 +163,7 @@ class MessageCapture:
         return self.message
 
 
-def payload_row(o: Outcome, max_bytes: int) -> dict[str, Any]:
+def payload_row(o: UsageEvent, max_bytes: int) -> dict[str, Any]:
     """The ``usage_payloads`` row of a captured request; each side capped at ``max_bytes``."""
     resp = o.payload_response
     if isinstance(resp, StreamCapture | MessageCapture):

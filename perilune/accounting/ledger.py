@@ -1,5 +1,6 @@
-"""The accountant: admits requests against limits, free quota and balance, settles them with their
-real cost, applies ledger entries to the hot counters exactly once, and sends low-balance alerts.
+"""The accountant: keeps account settings cached, applies ledger entries to the hot counters exactly
+once, shows balances and sends low-balance alerts. Requests reserve and settle through
+:mod:`perilune.accounting.billing`.
 
 Nothing here touches the database on the request path: account settings are cached and refreshed by
 a background task (like keys), and a balance is loaded from the database once per account.
@@ -10,27 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
 
-from perilune.accounting.catalog import ModelInfo
-from perilune.accounting.pricing import MILLION, to_pico, usd_str
-from perilune.limits.base import NO_LIMITS, Ask, Limiter, Limits
+from perilune.accounting.pricing import usd_str
+from perilune.limits.base import Limiter
 from perilune.store.ledger import AccountSettings, LedgerStore
-
-if TYPE_CHECKING:
-    from perilune.schema.canonical import Outcome
 
 log = logging.getLogger("perilune.ledger")
 
-PROMPT_MARGIN = 1.2  # local prompt estimates are approximate: reserve a fifth more, plus a little
-PROMPT_SLACK = 16
-DEFAULT_MAX_OUTPUT = 4096  # reserved when a request sets no max_tokens (capped by the model's own limit)
 LOOKBACK_S = 120.0
 WEBHOOK_ATTEMPTS = 4
 
@@ -96,52 +88,15 @@ class Accountant:
                 await self.limiter.rearm_alerts(account_id, bal)
         self._since = started
 
-    # ---- request path ----
-    async def _load_balance(self, account_id: str) -> tuple[int, list[str]]:
+    # ---- what billing reads ----
+    def account(self, account_id: str) -> AccountSettings | None:
+        return self._accounts.get(account_id)
+
+    async def load_balance(self, account_id: str) -> tuple[int, list[str]]:
         return await asyncio.to_thread(self.store.balance_snapshot, account_id)
 
-    async def admit(self, outcome: Outcome, model: ModelInfo) -> None:
-        p = outcome.principal
-        if p is None or p.account_id is None or outcome.ticket is not None:
-            return
-        price = model.effective_price
-        cap = min(model.max_output_tokens or DEFAULT_MAX_OUTPUT, DEFAULT_MAX_OUTPUT)
-        out = cap if outcome.estimate_out is None else outcome.estimate_out
-        out_tokens = out * max(outcome.estimate_n, 1)
-        in_tokens = math.ceil(outcome.estimate_in * PROMPT_MARGIN) + PROMPT_SLACK
-        in_price = max(price.input or Decimal(0), price.cache_write or Decimal(0))
-        worst = (in_tokens * in_price + out_tokens * (price.output or Decimal(0))) / MILLION
-        worst += outcome.estimate_unit_usd
-        acct = self._accounts.get(p.account_id)
-        free = model.free_max_tokens > 0 and not model.premium
-        ask = Ask(
-            account_id=p.account_id, key_id=p.key_id, key_limits=p.limits,
-            account_limits=Limits(acct.rpm_limit, acct.tpm_limit) if acct else NO_LIMITS,
-            tokens=in_tokens + out_tokens, cost_pusd=_ceil_pico(worst),
-            free_model=model.id if free else None, free_quota=model.free_max_tokens if free else 0,
-            enforce_balance=self.enforce_balance,
-        )
-        outcome.ticket = await self.limiter.admit(ask, self._load_balance)
-
-    async def finish(self, outcome: Outcome) -> None:
-        """Settle a request's ticket with its real usage (or release it), then check alerts."""
-        ticket = outcome.ticket
-        if ticket is None:
-            return
-        outcome.ticket = None
-        u, c = outcome.usage, outcome.cost
-        if u is None or c is None:
-            await self.limiter.release(ticket)
-            outcome.charged_pusd = 0
-            return
-        settled = await self.limiter.settle(ticket, u.total_tokens, to_pico(c.total_usd))
-        outcome.charged_pusd = settled.charged_pusd
-        outcome.free_tokens = u.total_tokens if ticket.free else 0
-        if settled.balance_pusd is not None:
-            await self._check_alerts(ticket.ask.account_id, settled.balance_pusd)
-
     # ---- alerts ----
-    async def _check_alerts(self, account_id: str, balance: int) -> None:
+    async def check_alerts(self, account_id: str, balance: int) -> None:
         acct = self._accounts.get(account_id)
         if acct is None or not acct.alert_thresholds:
             return
@@ -177,7 +132,7 @@ class Accountant:
     async def balance(self, account_id: str) -> dict[str, Any]:
         available = await self.limiter.available(account_id)
         if available is None:
-            available, _ = await self._load_balance(account_id)
+            available, _ = await self.load_balance(account_id)
         now = time.time()
         day_start = now - now % 86400
         t = time.gmtime(now)
@@ -198,7 +153,3 @@ class Accountant:
                 "webhook_url": acct.alert_webhook_url if acct else None,
             },
         }
-
-
-def _ceil_pico(usd: Decimal) -> int:
-    return int((usd * 10**12).to_integral_value(rounding="ROUND_CEILING"))

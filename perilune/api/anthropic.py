@@ -15,15 +15,15 @@ from aiohttp import web
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import Unsupported
-from perilune.gateway.anthropic_relay import message_id, relay_converted, relay_native, render_message
-from perilune.gateway.pipeline import Native, settle
-from perilune.gateway.relay import estimated_usage
+from perilune.gateway.anthropic_relay import AnthropicNativeEncoder, anthropic_encoder
+from perilune.gateway.pipeline import Call, Native
+from perilune.gateway.relay import Served
 from perilune.providers.anthropic import COUNT_TOKENS, MESSAGES
 from perilune.providers.base import CHAT
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest, parse_body
 from perilune.schema.canonical import JSON
-from perilune.schema.convert import to_anthropic_message, to_openai_request
-from perilune.tokens import count_tokens as count_text
+from perilune.schema.convert import to_openai_request
+from perilune.schema.routing import ProviderPrefs, fallback_models
 
 FORWARDED = ("anthropic-beta",)
 
@@ -41,57 +41,51 @@ def _native(ctx: Ctx, op: str, raw: JSON) -> tuple[Native, JSON]:
         return native, {}
 
 
-def _json(ctx: Ctx, body: bytes) -> web.Response:
-    resp = ctx.json(body)
-    resp.headers["request-id"] = ctx.request_id  # where Anthropic SDKs look for it
-    return resp
+def _max_output(ctx: Ctx, model: str, provider: str | ProviderPrefs | None, asked: int) -> int:
+    """Claude Code asks for max_tokens 32000 whatever the model. A model that only non-Anthropic
+    upstreams serve cannot write more than its own output limit anyway, so a larger ask is lowered to
+    that limit rather than refused (dropping what cannot be generated changes no answer). Anthropic's
+    own models keep Anthropic's rule: above the limit is a 400."""
+    deployments = ctx.services.router.resolve(model, CHAT, provider)
+    if any(MESSAGES in d.adapter.supports for d in deployments):
+        return asked
+    caps = [d.model.max_output_tokens for d in deployments if d.model.max_output_tokens]
+    return min(asked, *caps) if caps else asked
 
 
-@endpoint("anthropic", "messages")
+@endpoint("anthropic", "messages", records=True)
 async def messages(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), MessagesRequest)
-    o = ctx.outcome
-    o.model_requested, o.stream = req.model, bool(req.stream)
-    if req.observability:  # store the request and the assembled response with the usage record
-        o.capture, o.payload_request = True, raw
+    lc = ctx.lifecycle
+    lc.model_requested = req.model
+    lc.observe(req.observability, raw)
     native, chat = _native(ctx, MESSAGES, raw)
-    prompt_estimate = estimate.chat_prompt_tokens(chat or raw)
-    o.estimate_in, o.estimate_out = prompt_estimate, req.max_tokens  # what the accountant reserves
-    pipeline, headers = ctx.services.pipeline, ctx.request.headers
-    if req.stream:
-        upstream = await pipeline.stream(CHAT, chat, o, req.provider, headers, native=native)
-        resp = await ctx.start_sse()
-        relay = relay_native if native.serves(upstream.deployment) else relay_converted
-        await relay(resp.write, upstream, o, prompt_estimate=prompt_estimate)
-        await resp.write_eof()
-        return resp
-    d, result = await pipeline.complete(CHAT, chat, o, req.provider, headers, native=native)
-    if native.serves(d):
-        msg = result.body
-        output = sum(count_text(str(b.get("text") or b.get("thinking") or ""))
-                     for b in msg.get("content") or () if isinstance(b, dict))
-    else:
-        msg = to_anthropic_message(result.body, message_id(o))
-        output = estimate.chat_output_tokens(result.body)
-    settle(o, d, result.usage or estimated_usage(prompt_estimate, output))
-    if o.capture:
-        o.payload_response = msg
-    return _json(ctx, render_message(msg, o))
+    call = Call(CHAT, req.model, chat, stream=bool(req.stream), provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model), hedge=req.hedge,
+                max_output=_max_output(ctx, req.model, req.provider, req.max_tokens), output_param="max_tokens",
+                prompt_tokens=estimate.chat_prompt_tokens(chat or raw), native=native)
+    return await ctx.serve(call, anthropic_encoder(lc.capture), {"request-id": ctx.request_id})
 
 
-@endpoint("anthropic", "count_tokens")
+@endpoint("anthropic", "count_tokens", records=True)
 async def count_tokens(ctx: Ctx) -> web.StreamResponse:
     """Exact counts from an Anthropic upstream when the model has one; otherwise perilune's local
     count of the OpenAI-shaped request (flagged ``estimated``)."""
     req, raw = parse_body(await ctx.body(), CountTokensRequest)
-    o = ctx.outcome
-    o.model_requested, o.estimate_in, o.estimate_out = req.model, 0, 0  # counting is free
     deployments = ctx.services.router.resolve(req.model, CHAT, req.provider)
     if any(COUNT_TOKENS in d.adapter.supports for d in deployments):
         native, _ = _native(ctx, COUNT_TOKENS, raw)
         native.unconvertible = Unsupported("No Anthropic provider serves this model.")
-        _, result = await ctx.services.pipeline.complete(CHAT, {}, o, req.provider, ctx.request.headers,
-                                                         native=native)
-        return _json(ctx, orjson.dumps(result.body))
+        call = Call(CHAT, req.model, {}, provider=req.provider, native=native, generates=False, billed=False)
+        return await ctx.serve(call, lambda _native: _CountEncoder(), {"request-id": ctx.request_id})
     chat = to_openai_request({**raw, "max_tokens": 1})
-    return _json(ctx, orjson.dumps({"input_tokens": estimate.chat_prompt_tokens(chat), "estimated": True}))
+    resp = ctx.json(orjson.dumps({"input_tokens": estimate.chat_prompt_tokens(chat), "estimated": True}))
+    resp.headers["request-id"] = ctx.request_id  # where Anthropic SDKs look for it
+    return resp
+
+
+class _CountEncoder(AnthropicNativeEncoder):
+    """count_tokens answers are passed on as the upstream sent them."""
+
+    def body(self, result: JSON, served: Served) -> bytes:
+        return orjson.dumps(result)

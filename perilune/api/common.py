@@ -1,7 +1,9 @@
-"""What every route shares: request ids, auth, body limits, error envelopes, usage recording.
+"""What every route shares: request ids, auth, body limits, error envelopes, the request's lifecycle.
 
 A route is ``async def handler(ctx: Ctx) -> web.StreamResponse`` wrapped by :func:`endpoint`. The
-wrapper is the only place that turns a :class:`PeriluneError` into a response.
+wrapper is the only place that turns a :class:`PeriluneError` into a response, and the only place
+that finishes a request's :class:`~perilune.gateway.lifecycle.Lifecycle` (settle, then record), once,
+whatever happened. A generation handler parses, builds a :class:`Call` and calls ``ctx.serve``.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from perilune.errors import PayloadTooLarge, PeriluneError
+from perilune.errors import PayloadTooLarge, PeriluneError, ServerShuttingDown
 from perilune.gateway.auth import Principal
+from perilune.gateway.lifecycle import Lifecycle
+from perilune.gateway.pipeline import ROUTE_HEADER, Call, route_header
+from perilune.gateway.relay import PickEncoder
 from perilune.logs import REQUEST_ID
-from perilune.schema.canonical import Outcome
 
 if TYPE_CHECKING:
     from perilune.app import Services
 
 log = logging.getLogger("perilune.api")
+access_log = logging.getLogger("perilune.access")
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 JSON_CT = "application/json"
@@ -44,12 +49,12 @@ def new_request_id() -> str:
 class Ctx:
     request: web.Request
     services: Services
-    outcome: Outcome
+    lifecycle: Lifecycle
     principal: Principal | None = None
 
     @property
     def request_id(self) -> str:
-        return self.outcome.request_id
+        return self.lifecycle.request_id
 
     async def body(self, limit: int | None = None) -> bytes:
         limit = limit or self.services.settings.max_body_bytes
@@ -68,15 +73,11 @@ class Ctx:
         return web.Response(body=body, status=status, content_type=JSON_CT,
                             headers={"x-request-id": self.request_id})
 
-    async def start_sse(self) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200, headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "x-request-id": self.request_id,
-        })
-        await resp.prepare(self.request)
-        return resp
+    async def serve(self, call: Call, pick: PickEncoder, headers: dict[str, str] | None = None
+                    ) -> web.StreamResponse:
+        """Hand the request to its lifecycle: admission, attempts, relay (settled and recorded by the
+        route wrapper)."""
+        return await self.lifecycle.serve(call, pick, headers)
 
 
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
@@ -87,69 +88,56 @@ def error_response(e: PeriluneError, dialect: str, request_id: str) -> web.Respo
     return web.Response(body=e.render(dialect), status=e.status_code, content_type=JSON_CT, headers=headers)
 
 
-async def _settle(services: Services, outcome: Outcome) -> None:
-    """Settle the request's reservations, even while the handler is being cancelled."""
-    accountant = services.accountant
-    try:
-        if accountant.limiter.remote:  # a network round trip: must not be cut short by a cancellation
-            await asyncio.shield(accountant.finish(outcome))
-        else:  # in-process: runs to completion without suspending
-            await accountant.finish(outcome)
-    except asyncio.CancelledError:
-        pass
-    except PeriluneError as e:  # e.g. Redis went away mid-request: the usage record still carries the cost
-        log.error("could not settle request %s: %s", outcome.request_id, e.message)
-
-
-async def _settle_and_record(services: Services, outcome: Outcome, p: Principal | None, app_id: str) -> None:
-    await _settle(services, outcome)
-    if p is not None:
-        services.recorder.record(outcome, p.key_id, p.account_id, app_id)
-
-
-def endpoint(dialect: str, name: str, *, auth: str = "key") -> Callable[[Handler], Callable[[web.Request],
-                                                                                         Awaitable[web.StreamResponse]]]:
-    """Wrap a route. ``auth``: "key" (any valid key), "admin", or "none"."""
+def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = False
+             ) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Wrap a route. ``auth``: "key" (any valid key), "admin", or "none". ``records``: a generation
+    endpoint, whose every authenticated request leaves exactly one usage record."""
 
     def wrap(fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             services = request.app[SERVICES]
-            outcome = Outcome(new_request_id(), time.perf_counter(), time.time(), dialect, name)
-            REQUEST_ID.set(outcome.request_id)  # every log line of this request carries its id
-            ctx = Ctx(request, services, outcome)
+            request_id = new_request_id()
+            REQUEST_ID.set(request_id)  # every log line of this request carries its id
+            lc = Lifecycle(request, request_id=request_id, dialect=dialect, endpoint=name,
+                           billing=services.billing, pipeline=services.pipeline, recorder=services.recorder,
+                           streams=services.streams, records=records)
+            ctx = Ctx(request, services, lc)
             try:
                 if auth == "key":
-                    ctx.principal = outcome.principal = await services.keys.authenticate(request.headers)
+                    ctx.principal = lc.principal = await services.keys.authenticate(request.headers)
                 elif auth == "admin":
                     ctx.principal = await services.keys.authenticate_admin(request.headers)
                 return await fn(ctx)
             except PeriluneError as e:
-                outcome.status, outcome.error_type = e.status_code, e.kind
-                if outcome.capture and outcome.payload_response is None:
-                    outcome.payload_response = e.openai_body()
-                return error_response(e, dialect, outcome.request_id)
+                lc.fail(e)
+                resp = error_response(e, dialect, request_id)
+                if lc.attempts:
+                    resp.headers[ROUTE_HEADER] = route_header(lc.attempts)
+                return resp
             except asyncio.CancelledError:
-                outcome.status, outcome.error_type = 499, "client_closed_request"
+                if lc.shutting_down and (task := asyncio.current_task()) is not None:
+                    task.uncancel()  # the server ended it while stopping: say so, in the client's dialect
+                    err = ServerShuttingDown("The server is shutting down; the request was ended before an "
+                                             "upstream answered.")
+                    lc.fail(err)
+                    return error_response(err, dialect, request_id)
+                if lc.status == 200:
+                    lc.status, lc.error_type = 499, "client_closed_request"
                 raise
             except Exception:
-                log.exception("unhandled error in %s (request %s)", name, outcome.request_id)
-                outcome.status, outcome.error_type = 500, "internal_error"
+                log.exception("unhandled error in %s (request %s)", name, request_id)
+                lc.status, lc.error_type = 500, "internal_error"
                 return error_response(PeriluneError("Internal error; the request id is in x-request-id."),
-                                      dialect, outcome.request_id)
+                                      dialect, request_id)
             finally:
-                p = ctx.principal
-                recorded = p is not None and auth == "key" and bool(outcome.model_requested)
-                if outcome.latency_ms is None:
-                    outcome.latency_ms = (time.perf_counter() - outcome.started) * 1000.0
-                app_id = request.headers.get("X-App-ID") or "unknown"
-                if outcome.ticket is not None and services.accountant.limiter.remote:
-                    # a Redis round trip: settle (then record) after the response, not before it
-                    services.spawn(_settle_and_record(services, outcome, p if recorded else None, app_id))
-                else:
-                    if outcome.ticket is not None:
-                        await _settle(services, outcome)
-                    if recorded and p is not None:
-                        services.recorder.record(outcome, p.key_id, p.account_id, app_id)
+                await lc.finish()
+                if access_log.isEnabledFor(logging.INFO):
+                    ms = round((time.perf_counter() - lc.started) * 1000.0, 1)
+                    access_log.info("%s %s %d %.1fms", request.method, request.path, lc.status, ms, extra={
+                        "fields": {"method": request.method, "path": request.path, "status": lc.status,
+                                   "duration_ms": ms, "app": lc.app_id,
+                                   "model": lc.served.model or lc.model_requested or None,
+                                   "provider": lc.served.provider or None}})
 
         handler.__name__ = fn.__name__
         return handler

@@ -20,10 +20,10 @@ from aiohttp import BodyPartReader, web
 from perilune.accounting.pricing import usd_decimal
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, PayloadTooLarge, Unsupported
-from perilune.gateway.pipeline import settle
-from perilune.gateway.relay import usage_json
-from perilune.providers.base import IMAGES, TRANSCRIPTIONS, Upload
-from perilune.schema.canonical import JSON, Outcome, Usage
+from perilune.gateway.pipeline import Call
+from perilune.gateway.relay import OpenAIEncoder, Served, openai_usage
+from perilune.providers.base import IMAGES, TRANSCRIPTIONS, Result, Upload
+from perilune.schema.canonical import JSON, Usage
 from perilune.schema.media import ImageGenerationRequest, TranscriptionRequest
 from perilune.schema.openai import parse_body, validate
 
@@ -35,10 +35,10 @@ _CHUNK = 64 * 1024
 _TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-def _usage(o: Outcome, upstream: Any, **extra: Any) -> JSON:
-    """``usage_json`` for a media answer: cost and timings, without token counts nobody reported."""
+def _usage(served: Served, upstream: Any, **extra: Any) -> JSON:
+    """``openai_usage`` for a media answer: cost and timings, without token counts nobody reported."""
     up = upstream if isinstance(upstream, dict) else None
-    out = usage_json(o, up)
+    out = openai_usage(served, up)
     if up is None or "prompt_tokens" not in up:
         for key in _TOKEN_KEYS:
             if out.get(key) == 0:
@@ -49,23 +49,38 @@ def _usage(o: Outcome, upstream: Any, **extra: Any) -> JSON:
 
 # ---- images -------------------------------------------------------------------------------------
 
-@endpoint("openai", "images")
+class _ImagesEncoder(OpenAIEncoder):
+    def body(self, result: JSON, served: Served) -> bytes:
+        result["provider"] = served.provider
+        images = served.usage.images if served.usage is not None else 0
+        result["usage"] = _usage(served, result.get("usage"), images=images)
+        return orjson.dumps(result)
+
+
+def _count_images(result: Result) -> Usage:
+    data = result.body.get("data")
+    usage = result.usage or Usage()
+    usage.images = len(data) if isinstance(data, list) else 0
+    return usage
+
+
+@endpoint("openai", "images", records=True)
 async def image_generations(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), ImageGenerationRequest)
-    o = ctx.outcome
-    o.model_requested = req.model
+    ctx.lifecycle.model_requested = req.model
     if req.stream:
         raise Unsupported("Streamed image generation is not supported by perilune yet; omit 'stream'.",
                           param="stream")
-    d, result = await ctx.services.pipeline.complete(IMAGES, raw, o, req.provider, ctx.request.headers)
-    body = result.body
-    data = body.get("data")
-    usage = result.usage or Usage()
-    usage.images = len(data) if isinstance(data, list) else 0
-    settle(o, d, usage)
-    body["provider"] = o.provider
-    body["usage"] = _usage(o, body.get("usage"), images=usage.images)
-    return ctx.json(orjson.dumps(body))
+    n = req.n if isinstance(req.n, int) and req.n > 0 else 1
+    unit = _per_image(ctx, req.model, req.provider) * n
+    call = Call(IMAGES, req.model, raw, provider=req.provider, generates=False, unit_usd=unit,
+                usage=_count_images)
+    return await ctx.serve(call, lambda _native: _ImagesEncoder())
+
+
+def _per_image(ctx: Ctx, model: str, provider: str | None) -> Decimal:
+    d = ctx.services.router.resolve(model, IMAGES, provider)[0]
+    return d.model.effective_price.per_image or Decimal(0)
 
 
 # ---- audio transcriptions -----------------------------------------------------------------------
@@ -163,12 +178,40 @@ def subtitles(body: JSON, fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@endpoint("openai", "transcriptions")
+class _TranscriptionEncoder(OpenAIEncoder):
+    """The client's format (json, verbose_json, text, srt, vtt) rendered from the verbose answer."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__()
+        self.fmt = fmt
+        self.body_type = "text/plain; charset=utf-8" if fmt in TEXT_FORMATS else "application/json"
+
+    def headers(self, served: Served) -> dict[str, str]:
+        usage = served.usage or Usage()
+        cost = served.cost.total_usd if served.cost is not None else Decimal(0)
+        out = {"x-perilune-provider": served.provider, "x-perilune-audio-seconds": str(usage.audio_seconds),
+               "x-perilune-cost-usd": usd_decimal(cost)}
+        if usage.estimated:
+            out["x-perilune-estimated"] = "true"
+        return out
+
+    def body(self, result: JSON, served: Served) -> bytes:
+        fmt = self.fmt
+        if fmt in TEXT_FORMATS:
+            text = str(result.get("text", "")) + "\n" if fmt == "text" else subtitles(result, fmt)
+            return text.encode()
+        out: JSON = result if fmt == "verbose_json" else {k: result[k] for k in ("text", "logprobs") if k in result}
+        out["provider"] = served.provider
+        seconds = float(served.usage.audio_seconds) if served.usage is not None else 0.0
+        out["usage"] = _usage(served, result.get("usage"), audio_seconds=seconds)
+        return orjson.dumps(out)
+
+
+@endpoint("openai", "transcriptions", records=True)
 async def transcriptions(ctx: Ctx) -> web.StreamResponse:
     fields, upload = await read_form(ctx.request, ctx.services.settings.max_upload_bytes)
     req = _transcription_request(fields)
-    o = ctx.outcome
-    o.model_requested = req.model
+    ctx.lifecycle.model_requested = req.model
     if upload is None:
         raise InvalidRequest("Missing required parameter: 'file'.", param="file",
                              code="missing_required_parameter")
@@ -176,30 +219,22 @@ async def transcriptions(ctx: Ctx) -> web.StreamResponse:
         raise Unsupported("Streamed transcription is not supported by perilune yet; omit 'stream'.",
                           param="stream")
     deployments = ctx.services.router.resolve(req.model, TRANSCRIPTIONS, req.provider)
+    model = deployments[0].model
     verbose = req.response_format in ("verbose_json", "srt", "vtt") or \
-        "timestamp_granularities" in deployments[0].model.supported_parameters
+        "timestamp_granularities" in model.supported_parameters
     raw: JSON = {k: (v if len(v) > 1 else v[0]) for k, v in fields.items()}
     raw["file"] = upload
     raw["response_format"] = "verbose_json" if verbose else "json"
-    d, result = await ctx.services.pipeline.complete(TRANSCRIPTIONS, raw, o, req.provider,
-                                                     ctx.request.headers)
-    body = result.body
-    usage = result.usage or Usage()
-    if not usage.audio_seconds:
-        usage.audio_seconds, usage.estimated = estimate_audio_seconds(upload), True
-    settle(o, d, usage)
-    seconds = float(usage.audio_seconds)
-    cost = o.cost.total_usd if o.cost is not None else Decimal(0)
-    headers = {"x-request-id": o.request_id, "x-perilune-provider": o.provider,
-               "x-perilune-audio-seconds": str(usage.audio_seconds), "x-perilune-cost-usd": usd_decimal(cost)}
-    if usage.estimated:
-        headers["x-perilune-estimated"] = "true"
-    fmt = req.response_format
-    if fmt in TEXT_FORMATS:
-        text = str(body.get("text", "")) + "\n" if fmt == "text" else subtitles(body, fmt)
-        return web.Response(text=text, content_type="text/plain", charset="utf-8", headers=headers)
-    out: JSON = body if fmt == "verbose_json" else {k: body[k] for k in ("text", "logprobs") if k in body}
-    out["provider"] = o.provider
-    out["usage"] = _usage(o, body.get("usage"), audio_seconds=seconds)
-    return web.Response(body=orjson.dumps(out), content_type="application/json", headers=headers)
+    estimated = estimate_audio_seconds(upload)
 
+    def usage_of(result: Result) -> Usage:
+        usage = result.usage or Usage()
+        if not usage.audio_seconds:
+            usage.audio_seconds, usage.estimated = estimated, True
+        return usage
+
+    per_minute = model.effective_price.per_audio_minute or Decimal(0)
+    call = Call(TRANSCRIPTIONS, req.model, raw, provider=req.provider, generates=False,
+                unit_usd=per_minute * (estimated * 2 + 60) / 60, usage=usage_of)
+    fmt = req.response_format or "json"
+    return await ctx.serve(call, lambda _native: _TranscriptionEncoder(fmt))

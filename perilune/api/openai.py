@@ -1,18 +1,19 @@
-"""The OpenAI dialect: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models."""
+"""The OpenAI dialect: /v1/chat/completions, /v1/completions, /v1/embeddings (/v1/models: api/models.py)."""
 
 from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
 from perilune.accounting import estimate
 from perilune.api.common import Ctx, endpoint
-from perilune.errors import InvalidRequest, NotFound
-from perilune.gateway.pipeline import settle
-from perilune.gateway.relay import estimated_usage, relay_stream, render_result
+from perilune.dialects.completions import over_chat
+from perilune.errors import InvalidRequest, Unsupported
+from perilune.gateway.pipeline import Call
+from perilune.gateway.relay import OpenAIEncoder, PickEncoder, Served
 from perilune.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from perilune.schema.canonical import JSON
 from perilune.schema.openai import (
@@ -22,79 +23,86 @@ from perilune.schema.openai import (
     check_input_shape,
     parse_body,
 )
+from perilune.schema.routing import ProviderPrefs, fallback_models
+
+Prepare = Callable[[JSON, Served], None]
 
 
-async def _generate(ctx: Ctx, op: str, raw: JSON, *, stream: bool, include_usage: bool, forced: str | None,
-                    prompt_estimate: int) -> web.StreamResponse:
-    pipeline, o = ctx.services.pipeline, ctx.outcome
-    o.stream = stream
-    o.estimate_in = prompt_estimate
-    max_out = raw.get("max_completion_tokens") or raw.get("max_tokens")
-    o.estimate_out = max_out if isinstance(max_out, int) else None
+def _chat_call(op: str, model: str, raw: JSON, *, stream: bool, req: ChatCompletionRequest | CompletionRequest,
+               prompt_tokens: int) -> Call:
+    max_out = raw.get("max_completion_tokens")
+    param = "max_completion_tokens"
+    if max_out is None:
+        max_out, param = raw.get("max_tokens"), "max_tokens"
     n = raw.get("n")
-    o.estimate_n = n if isinstance(n, int) and n > 0 else 1
-    if stream:
-        upstream = await pipeline.stream(op, raw, o, forced, ctx.request.headers)
-        resp = await ctx.start_sse()
-        await relay_stream(resp.write, upstream, o, include_usage=include_usage, prompt_estimate=prompt_estimate)
-        await resp.write_eof()
-        return resp
-    d, result = await pipeline.complete(op, raw, o, forced, ctx.request.headers)
-    usage = result.usage or estimated_usage(prompt_estimate, estimate.chat_output_tokens(result.body))
-    settle(o, d, usage)
-    body = render_result(result.body, o)
-    if o.capture:
-        o.payload_response = result.body
-    return ctx.json(body)
+    return Call(op, model, raw, stream=stream, provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model), hedge=req.hedge,
+                max_output=max_out if isinstance(max_out, int) else None, output_param=param,
+                n=n if isinstance(n, int) else 1, prompt_tokens=prompt_tokens)
 
 
-def _observe(ctx: Ctx, asked: bool | None, raw: JSON) -> None:
-    """``"observability": true``: keep the request (and, later, the response) for the usage log."""
-    if asked:
-        ctx.outcome.capture, ctx.outcome.payload_request = True, raw
+def _encoder(ctx: Ctx, include_usage: bool, prepare: Prepare | None = None) -> PickEncoder:
+    capture = ctx.lifecycle.capture
+    return lambda native: OpenAIEncoder(include_usage=include_usage, capture=capture, prepare=prepare)
 
 
-@endpoint("openai", "chat")
+@endpoint("openai", "chat", records=True)
 async def chat_completions(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), ChatCompletionRequest)
-    ctx.outcome.model_requested = req.model
-    _observe(ctx, req.observability, raw)
+    ctx.lifecycle.model_requested = req.model
+    ctx.lifecycle.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream_options is not None and not req.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
-    return await _generate(ctx, CHAT, raw, stream=bool(req.stream), include_usage=include_usage,
-                           forced=req.provider, prompt_estimate=estimate.chat_prompt_tokens(raw))
+    call = _chat_call(CHAT, req.model, raw, stream=bool(req.stream), req=req,
+                      prompt_tokens=estimate.chat_prompt_tokens(raw))
+    return await ctx.serve(call, _encoder(ctx, include_usage))
 
 
-@endpoint("openai", "completions")
+@endpoint("openai", "completions", records=True)
 async def completions(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), CompletionRequest)
     check_input_shape(req.prompt, "prompt")
-    ctx.outcome.model_requested = req.model
-    _observe(ctx, req.observability, raw)
+    ctx.lifecycle.model_requested = req.model
+    ctx.lifecycle.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return await _generate(ctx, COMPLETIONS, raw, stream=bool(req.stream), include_usage=include_usage,
-                           forced=req.provider, prompt_estimate=estimate.text_prompt_tokens(req.prompt))
+    if _chat_only(ctx, req.model, req.provider):  # Anthropic, Gemini ...: the prompt as one user message
+        chat = over_chat.to_chat(raw)
+        call = _chat_call(CHAT, req.model, chat, stream=bool(req.stream), req=req,
+                          prompt_tokens=estimate.chat_prompt_tokens(chat))
+        inner = _encoder(ctx, include_usage)
+        return await ctx.serve(call, lambda native: over_chat.OverChatEncoder(inner(native)))
+    call = _chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), req=req,
+                      prompt_tokens=estimate.text_prompt_tokens(req.prompt))
+    return await ctx.serve(call, _encoder(ctx, include_usage))
 
 
-@endpoint("openai", "embeddings")
+def _chat_only(ctx: Ctx, model: str, provider: str | ProviderPrefs | None) -> bool:
+    """True when no provider of the model speaks legacy completions, but some chat."""
+    try:
+        ctx.services.router.resolve(model, COMPLETIONS, provider)
+    except Unsupported:
+        return bool(ctx.services.router.resolve(model, CHAT, provider))
+    return False
+
+
+@endpoint("openai", "embeddings", records=True)
 async def embeddings(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), EmbeddingRequest)
     check_input_shape(req.input, "input")
-    ctx.outcome.model_requested = req.model
-    _observe(ctx, req.observability, raw)
-    ctx.outcome.estimate_in, ctx.outcome.estimate_out = estimate.text_prompt_tokens(req.input), 0
-    d, result = await ctx.services.pipeline.complete(EMBEDDINGS, raw, ctx.outcome, req.provider,
-                                                     ctx.request.headers)
-    usage = result.usage or estimated_usage(estimate.text_prompt_tokens(req.input), 0)
-    settle(ctx.outcome, d, usage)
-    if not result.body.get("model"):
-        result.body["model"] = d.upstream_model
-    _encode_embeddings(result.body, req.encoding_format or "float")
-    body = render_result(result.body, ctx.outcome)
-    if ctx.outcome.capture:
-        ctx.outcome.payload_response = result.body
-    return ctx.json(body)
+    ctx.lifecycle.model_requested = req.model
+    ctx.lifecycle.observe(req.observability, raw)
+    encoding = req.encoding_format or "float"
+
+    def prepare(body: JSON, served: Served) -> None:
+        if not body.get("model"):
+            body["model"] = served.upstream_model
+        _encode_embeddings(body, encoding)
+
+    call = Call(EMBEDDINGS, req.model, raw, provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model),
+                prompt_tokens=estimate.text_prompt_tokens(req.input), generates=False)
+    return await ctx.serve(call, _encoder(ctx, False, prepare))
 
 
 def _encode_embeddings(body: JSON, encoding: str) -> None:
@@ -107,56 +115,3 @@ def _encode_embeddings(body: JSON, encoding: str) -> None:
         elif encoding == "float" and isinstance(vec, str):
             raw = base64.b64decode(vec)
             item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
-
-
-def _modalities(value: str | None, param: str) -> set[str]:
-    if not value:
-        return set()
-    wanted = {v.strip().lower() for v in value.split(",") if v.strip()}
-    unknown = wanted - {"text", "image", "audio", "file", "video", "embedding"}
-    if unknown:
-        raise InvalidRequest(f"Unknown modality {sorted(unknown)[0]!r} in '{param}'; use text, image, audio, "
-                             "file, video or embedding.", param=param)
-    return wanted
-
-
-def _wants_openai_list(ctx: Ctx) -> bool:
-    """The official OpenAI SDKs (which identify themselves with X-Stainless-* headers) parse only the
-    ``{"object": "list", "data": [...]}`` envelope; everyone else gets the catalog's top-level array."""
-    fmt = ctx.request.query.get("format")
-    if fmt is not None:
-        if fmt not in ("openai", "array"):
-            raise InvalidRequest("format must be 'openai' or 'array'.", param="format")
-        return fmt == "openai"
-    return "X-Stainless-Lang" in ctx.request.headers
-
-
-async def _list_models(ctx: Ctx) -> web.StreamResponse:
-    q = ctx.request.query
-    want_in, want_out = _modalities(q.get("input"), "input"), _modalities(q.get("output"), "output")
-    openai_list = _wants_openai_list(ctx)
-    if not want_in and not want_out and not openai_list:
-        return ctx.json(ctx.services.models_json)
-    entries = [e for e in ctx.services.model_entries
-               if want_in <= set(e["inputModalities"]) and want_out <= set(e["outputModalities"])]
-    return ctx.json(_dumps({"object": "list", "data": entries} if openai_list else entries))
-
-
-async def _get_model(ctx: Ctx) -> web.StreamResponse:
-    model_id = ctx.request.match_info["model"]
-    for e in ctx.services.model_entries:
-        if e["id"] == model_id:
-            return ctx.json(_dumps(e))
-    raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
-
-
-def _dumps(obj: Any) -> bytes:
-    import orjson
-
-    return orjson.dumps(obj)
-
-
-list_models_open = endpoint("openai", "models", auth="none")(_list_models)
-list_models_keyed = endpoint("openai", "models", auth="key")(_list_models)
-get_model_open = endpoint("openai", "models", auth="none")(_get_model)
-get_model_keyed = endpoint("openai", "models", auth="key")(_get_model)

@@ -1,47 +1,102 @@
-"""Rendering for the OpenAI dialect: enrich the upstream's answer with provider, cost and timings, as
-one JSON body or as a stream of SSE chunks ending with the usage chunk."""
+"""The one relay: a served attempt rendered to the client through one encoder per client dialect.
+
+An :class:`Encoder` is pure (no I/O): it turns the winning attempt's result, or its stream of items,
+into the bytes of one client dialect, reading usage, cost and timings from :class:`Served`. The relay
+(:func:`relay_stream`) owns everything dialect-free about a stream: the first-byte time, observability
+capture, the text tally used to estimate output when an upstream reports no usage, and the moment
+the usage becomes known. Hang-ups, upstream failures mid-stream and shutdown are branches of the
+request's lifecycle (:mod:`perilune.gateway.lifecycle`), which calls the encoder's ``error``.
+
+Encoders here: :class:`OpenAIEncoder` (chat, legacy completions, embeddings, media: JSON and SSE);
+the Anthropic ones live in :mod:`perilune.gateway.anthropic_relay`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import orjson
 
 from perilune._sse import DONE, encode_data
 from perilune.accounting import estimate
-from perilune.accounting.capture import StreamCapture
-from perilune.accounting.pricing import usd_number
+from perilune.accounting.capture import MessageCapture, StreamCapture
+from perilune.accounting.pricing import from_pico, usd_number
 from perilune.errors import PeriluneError
-from perilune.gateway.pipeline import Stream, settle
-from perilune.schema.canonical import JSON, Outcome, Usage
+from perilune.schema.canonical import JSON, Attempt, Cost, Usage
 from perilune.tokens import count_tokens
 
 Write = Callable[[bytes], Awaitable[None]]
+Capture = StreamCapture | MessageCapture
 
 
-def usage_json(outcome: Outcome, upstream: JSON | None = None) -> JSON:
-    """OpenAI usage (the upstream's own fields kept) extended with cost and timings."""
-    u = outcome.usage or Usage()
-    out: dict[str, Any] = dict(upstream) if upstream else {}
-    if not upstream or "prompt_tokens" not in out:
-        out["prompt_tokens"] = u.prompt_tokens
-        if outcome.endpoint != "embeddings":
-            out["completion_tokens"] = u.output_tokens
-        out["total_tokens"] = u.total_tokens if outcome.endpoint != "embeddings" else u.prompt_tokens
-        if u.cache_read_tokens:
-            out["prompt_tokens_details"] = {"cached_tokens": u.cache_read_tokens}
-        if u.reasoning_tokens:
-            out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
-    return extend_usage(out, outcome, u)
+@dataclass(slots=True)
+class Served:
+    """What the client is being served, as the encoders read it. Filled in by the lifecycle only."""
+
+    request_id: str
+    started_wall: float
+    endpoint: str
+    provider: str = ""
+    model: str = ""  # catalog id of the model served
+    upstream_model: str = ""
+    native: bool = False  # items / body are in the client's own dialect
+    usage: Usage | None = None
+    upstream_usage: JSON | None = None  # the upstream's own usage object (OpenAI dialect), kept as sent
+    cost: Cost | None = None
+    charged_pusd: int | None = None
+    free_tokens: int = 0
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int = 0  # the local estimate of the prompt, until the upstream reports it
+    route: list[Attempt] = field(default_factory=list)
 
 
-def extend_usage(out: JSON, outcome: Outcome, u: Usage) -> JSON:
-    """perilune's additions to a usage object, in either dialect: cost parts, timings, and whether the
-    counts are estimated or covered by the free tier."""
-    c = outcome.cost
+class Encoder(Protocol):
+    media_type: str
+    body_type: str  # the content type of a non-streamed body
+
+    def body(self, result: JSON, served: Served) -> bytes:
+        """A non-streamed answer, usage extended."""
+        ...
+
+    def start(self, served: Served) -> bytes:
+        """Bytes before the first item (may be empty)."""
+        ...
+
+    def item(self, item: JSON, served: Served) -> bytes:
+        """One decoded upstream item."""
+        ...
+
+    def finish(self, served: Served) -> bytes:
+        """The normal end of a stream, with the final usage."""
+        ...
+
+    def error(self, e: PeriluneError, served: Served) -> bytes:
+        """A failure mid-stream (or the server shutting down); ends the stream."""
+        ...
+
+    def text(self, item: JSON) -> str:
+        """The generated text an item carries (for output estimates)."""
+        ...
+
+    def capture(self) -> Capture | None:
+        """An assembler of the streamed answer for observability, or None."""
+        ...
+
+    def headers(self, served: Served) -> dict[str, str]:
+        """Response headers of a non-streamed answer beyond x-request-id."""
+        ...
+
+
+PickEncoder = Callable[[bool], Encoder]  # native? -> the encoder for the client's dialect
+
+
+def usage_extension(out: JSON, served: Served) -> JSON:
+    """perilune's additions to a usage object, in any dialect: cost parts, what was charged, timings,
+    and whether the counts are estimated or covered by the free tier."""
+    c, u = served.cost, served.usage or Usage()
     if c is not None:
         out["input_cost_usd"] = usd_number(c.input_usd)
         out["output_cost_usd"] = usd_number(c.output_usd)
@@ -49,72 +104,115 @@ def extend_usage(out: JSON, outcome: Outcome, u: Usage) -> JSON:
         if c.unit_usd:
             out["unit_cost_usd"] = usd_number(c.unit_usd)
         out["total_cost_usd"] = usd_number(c.total_usd)
-    out["latency_ms"] = round(outcome.latency_ms or 0.0, 3)
-    out["ttft_ms"] = round(outcome.ttft_ms, 3) if outcome.ttft_ms is not None else None
+    if served.charged_pusd is not None:
+        out["charged_usd"] = usd_number(from_pico(served.charged_pusd))
+    out["latency_ms"] = round(served.latency_ms or 0.0, 3)
+    out["ttft_ms"] = round(served.ttft_ms, 3) if served.ttft_ms is not None else None
     if u.estimated:
         out["estimated"] = True
-    if outcome.ticket is not None and outcome.ticket.free:
-        out["free_tokens"] = u.total_tokens  # covered by the free tier: nothing charged
+    if served.free_tokens:
+        out["free_tokens"] = served.free_tokens  # covered by the free tier: nothing charged
     return out
 
 
-def render_result(body: JSON, outcome: Outcome) -> bytes:
-    body["provider"] = outcome.provider
-    upstream_usage = body.get("usage")
-    body["usage"] = usage_json(outcome, upstream_usage if isinstance(upstream_usage, dict) else None)
-    return orjson.dumps(body)
+def openai_usage(served: Served, upstream: JSON | None = None) -> JSON:
+    """OpenAI usage (the upstream's own fields kept) extended with cost and timings."""
+    u = served.usage or Usage()
+    out: dict[str, Any] = dict(upstream) if upstream else {}
+    embeddings = served.endpoint == "embeddings"
+    if not upstream or "prompt_tokens" not in out:
+        out["prompt_tokens"] = u.prompt_tokens
+        if not embeddings:
+            out["completion_tokens"] = u.output_tokens
+        out["total_tokens"] = u.total_tokens if not embeddings else u.prompt_tokens
+        if u.cache_read_tokens:
+            out["prompt_tokens_details"] = {"cached_tokens": u.cache_read_tokens}
+        if u.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
+    return usage_extension(out, served)
 
 
-def estimated_usage(prompt_tokens: int, output_tokens: int) -> Usage:
-    return Usage(input_tokens=prompt_tokens, output_tokens=output_tokens, estimated=True)
+class OpenAIEncoder:
+    """The OpenAI dialect: a JSON body with ``provider`` and extended usage, or SSE chunks ending with
+    the usage chunk (when the client asked for it) and ``[DONE]``."""
 
+    media_type = "text/event-stream"
+    body_type = "application/json"
 
-async def relay_stream(write: Write, stream: Stream, outcome: Outcome, *, include_usage: bool,
-                       prompt_estimate: int) -> None:
-    """Relay an open upstream stream as OpenAI SSE. A failure mid-stream becomes an error event,
-    followed by the end of the stream; the usage chunk comes last when the client asked for it."""
-    d = stream.deployment
-    provider = outcome.provider
-    texts: list[str] = []
-    last: JSON | None = None
-    first = True
-    capture = StreamCapture() if outcome.capture else None  # "observability": true
-    if capture is not None:
-        outcome.payload_response = capture
-    try:
-        async for chunk in stream.chunks:
-            if first:
-                outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000.0
-                first = False
-            chunk["provider"] = provider
-            texts.append(estimate.chunk_output_text(chunk))
-            if capture is not None:
-                capture.feed(chunk)
-            last = chunk
-            await write(encode_data(orjson.dumps(chunk)))
-    except PeriluneError as e:
-        outcome.status, outcome.error_type = e.status_code, e.kind
-        settle(outcome, d, stream.decoder.usage or estimated_usage(prompt_estimate, _count(texts)))
-        await write(encode_data(orjson.dumps(e.openai_body())))
-        await write(DONE)
-        return
-    except asyncio.CancelledError:  # the client went away: what was generated so far is still paid for
-        settle(outcome, d, stream.decoder.usage or estimated_usage(prompt_estimate, _count(texts)))
-        raise
-    usage = stream.decoder.usage or estimated_usage(prompt_estimate, _count(texts))
-    settle(outcome, d, usage)
-    if include_usage:
-        final: JSON = {"id": last["id"] if last else outcome.request_id,
-                       "object": (last or {}).get("object", "chat.completion.chunk"),
-                       "created": (last or {}).get("created", int(outcome.started_wall)),
-                       "model": (last or {}).get("model", d.upstream_model),
-                       "choices": [], "provider": provider,
-                       "usage": usage_json(outcome, stream.decoder.upstream_usage)}
-        if last and "system_fingerprint" in last:
+    def __init__(self, *, include_usage: bool = False, capture: bool = False,
+                 prepare: Callable[[JSON, Served], None] | None = None) -> None:
+        self.include_usage = include_usage
+        self._capture = StreamCapture() if capture else None
+        self._prepare = prepare
+        self._last: JSON | None = None
+
+    def body(self, result: JSON, served: Served) -> bytes:
+        if self._prepare is not None:
+            self._prepare(result, served)
+        result["provider"] = served.provider
+        upstream = result.get("usage")
+        result["usage"] = openai_usage(served, upstream if isinstance(upstream, dict) else None)
+        return orjson.dumps(result)
+
+    def start(self, served: Served) -> bytes:
+        return b""
+
+    def item(self, item: JSON, served: Served) -> bytes:
+        item["provider"] = served.provider
+        self._last = item
+        return encode_data(orjson.dumps(item))
+
+    def finish(self, served: Served) -> bytes:
+        if not self.include_usage:
+            return DONE
+        last = self._last or {}
+        final: JSON = {"id": last.get("id", served.request_id),
+                       "object": last.get("object", "chat.completion.chunk"),
+                       "created": last.get("created", int(served.started_wall)),
+                       "model": last.get("model", served.upstream_model),
+                       "choices": [], "provider": served.provider,
+                       "usage": openai_usage(served, served.upstream_usage)}
+        if "system_fingerprint" in last:
             final["system_fingerprint"] = last["system_fingerprint"]
-        await write(encode_data(orjson.dumps(final)))
-    await write(DONE)
+        return encode_data(orjson.dumps(final)) + DONE
+
+    def error(self, e: PeriluneError, served: Served) -> bytes:
+        return encode_data(orjson.dumps(e.openai_body())) + DONE
+
+    def text(self, item: JSON) -> str:
+        return estimate.chunk_output_text(item)
+
+    def capture(self) -> Capture | None:
+        return self._capture
+
+    def headers(self, served: Served) -> dict[str, str]:
+        return {}
 
 
-def _count(texts: list[str]) -> int:
-    return count_tokens("".join(texts))
+@dataclass(slots=True)
+class Tally:
+    """What a stream has generated so far (for usage when the upstream reports none)."""
+
+    texts: list[str] = field(default_factory=list)
+    items: int = 0
+
+    def output_tokens(self) -> int:
+        return count_tokens("".join(self.texts))
+
+
+async def relay_stream(items: AsyncIterator[JSON], encoder: Encoder, served: Served, write: Write,
+                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool]) -> None:
+    """Relay every item through the encoder. ``on_usage`` is called once the upstream has reported the
+    final usage (before the item that needs it, e.g. Anthropic's message_delta, is encoded)."""
+    capture = encoder.capture()
+    head = encoder.start(served)
+    if head:
+        await write(head)
+    async for item in items:
+        tally.texts.append(encoder.text(item))
+        tally.items += 1
+        if capture is not None:
+            capture.feed(item)
+        if usage_known():
+            on_usage()
+        await write(encoder.item(item, served))

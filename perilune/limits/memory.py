@@ -23,6 +23,7 @@ class MemoryLimiter:
         self._applied: OrderedDict[str, None] = OrderedDict()
         self._alerted: dict[str, set[int]] = {}
         self._last_gc = 0
+        self._open: dict[str, tuple[str, int]] = {}  # reservation id -> (account, pico-USD held)
 
     def _now(self) -> tuple[float, int, int]:
         now = self._clock()
@@ -56,6 +57,21 @@ class MemoryLimiter:
         # no await below this line: the checks and reservations happen as one step
         now, minute, day = self._now()
         retry = 60.0 - (now % 60.0)
+        free = False
+        if ask.free_model and ask.free_quota:
+            fkey = (ask.account_id, ask.free_model, day)
+            if self._free.get(fkey, 0) + ask.tokens <= ask.free_quota:
+                free = True
+        out = ask.out_tokens
+        reserved = 0
+        if not free and ask.enforce_balance:
+            available = self._balance[ask.account_id]
+            if ask.cost_at(out) > available:
+                out = ask.affordable_out(available) if ask.flexible else -1
+                if out < ask.min_out:
+                    raise insufficient(available, ask.cost_at(ask.min_out if ask.flexible else ask.out_tokens))
+            reserved = ask.cost_at(out)
+        tokens = ask.in_tokens + out * ask.n
         checks = []
         for kind, ident, limits in (("k", ask.key_id, ask.key_limits), ("a", ask.account_id, ask.account_limits)):
             if ident is None:
@@ -66,27 +82,18 @@ class MemoryLimiter:
                     raise rate_limited(scope, "requests", limits.rpm, retry)
                 checks.append(((kind + "r", ident, minute), 1))
             if limits.tpm is not None:
-                if self._counts.get((kind + "t", ident, minute), 0) + ask.tokens > limits.tpm:
+                if self._counts.get((kind + "t", ident, minute), 0) + tokens > limits.tpm:
                     raise rate_limited(scope, "tokens", limits.tpm, retry)
-                checks.append(((kind + "t", ident, minute), ask.tokens))
-        free = False
-        if ask.free_model and ask.free_quota:
-            fkey = (ask.account_id, ask.free_model, day)
-            if self._free.get(fkey, 0) + ask.tokens <= ask.free_quota:
-                free = True
-        reserved = 0
-        if not free and ask.enforce_balance:
-            available = self._balance[ask.account_id]
-            if available < ask.cost_pusd:
-                raise insufficient(available, ask.cost_pusd)
-            reserved = ask.cost_pusd
-            self._balance[ask.account_id] = available - reserved
+                checks.append(((kind + "t", ident, minute), tokens))
+        if reserved:
+            self._balance[ask.account_id] -= reserved
         if free:
             fkey = (ask.account_id, ask.free_model or "", day)
-            self._free[fkey] = self._free.get(fkey, 0) + ask.tokens
+            self._free[fkey] = self._free.get(fkey, 0) + tokens
         for key, amount in checks:
             self._counts[key] = self._counts.get(key, 0) + amount
-        return Ticket(ask, minute, day, free, reserved)
+        self._open[ask.request_id] = (ask.account_id, reserved)
+        return Ticket(ask, minute, day, free, reserved, out_tokens=out)
 
     def _adjust_tokens(self, t: Ticket, delta: int) -> None:
         for kind, ident, limits in (("kt", t.ask.key_id, t.ask.key_limits), ("at", t.ask.account_id,
@@ -96,24 +103,37 @@ class MemoryLimiter:
                 if key in self._counts:
                     self._counts[key] = max(0, self._counts[key] + delta)
 
-    async def settle(self, ticket: Ticket, tokens: int, cost_pusd: int) -> Settled:
+    async def settle(self, ticket: Ticket, tokens: int, charged_pusd: int) -> Settled:
         a = ticket.ask
-        self._adjust_tokens(ticket, tokens - a.tokens)
+        if self._open.pop(a.request_id, None) is None:  # settled already
+            return Settled(self._balance.get(a.account_id))
+        self._adjust_tokens(ticket, tokens - ticket.tokens)
         if ticket.free:
             fkey = (a.account_id, a.free_model or "", ticket.day)
-            self._free[fkey] = max(0, self._free.get(fkey, 0) + tokens - a.tokens)
-            return Settled(0, self._balance.get(a.account_id))
+            self._free[fkey] = max(0, self._free.get(fkey, 0) + tokens - ticket.tokens)
+            return Settled(self._balance.get(a.account_id))
         if not a.enforce_balance or a.account_id not in self._balance:
-            return Settled(cost_pusd, None)
-        # The charge exceeds the reservation only when the upstream overran max_tokens; the balance
-        # still never goes below zero (the uncovered rest is written off, see Settled).
-        available = self._balance[a.account_id] + ticket.reserved_pusd
-        charged = min(cost_pusd, max(available, 0))
-        self._balance[a.account_id] = available - charged
-        return Settled(charged, available - charged)
+            return Settled(None)
+        self._balance[a.account_id] += ticket.reserved_pusd - min(charged_pusd, ticket.reserved_pusd)
+        return Settled(self._balance[a.account_id])
 
     async def release(self, ticket: Ticket) -> None:
         await self.settle(ticket, 0, 0)
+
+    async def contribute(self, account_id: str, charge_id: str, charged_pusd: int) -> None:
+        return None  # this process's counters are never lost while it runs
+
+    async def reserved(self, account_id: str, max_age_s: float | None = None) -> int:
+        return sum(held for acct, held in self._open.values() if acct == account_id)
+
+    async def set_balance(self, account_id: str, available_pusd: int) -> None:
+        self._balance[account_id] = available_pusd
+
+    async def ready_at(self) -> float | None:
+        return 0.0
+
+    async def arm(self, grace_s: float) -> None:
+        return None
 
     async def apply_ledger(self, account_id: str, entry_id: str, amount_pusd: int) -> bool:
         if entry_id in self._applied:

@@ -23,6 +23,7 @@ COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
 IMAGES = "images"
 TRANSCRIPTIONS = "transcriptions"
+RESPONSES = "responses"  # OpenAI's Responses API, passed natively (adapters of hosts that speak it)
 
 
 @dataclass(slots=True)
@@ -109,6 +110,11 @@ class StreamDecoder(Protocol):
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """Chunks to relay (usage removed); raises UpstreamError on an in-stream error event."""
+        ...
+
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        """Usage of a stream that ended before the upstream reported it: what the upstream did report
+        (e.g. input at message_start) with ``output_tokens`` estimated; None when it reported nothing."""
         ...
 
 

@@ -187,6 +187,9 @@ class GeminiStreamDecoder:
         self._calls: dict[int, int] = {}  # choice index -> tool calls sent
         self._meta: Any = None
 
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        return None  # this upstream reports usage only at the end
+
     def feed(self, event: SSEEvent) -> list[JSON]:
         if not event.data.strip():
             return []

@@ -8,13 +8,9 @@ Everything the gateway itself reasons about (usage, cost, timings, the route) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from perilune.gateway.auth import Principal
-    from perilune.limits.base import Ticket
+from typing import Any, NamedTuple
 
 JSON = dict[str, Any]
 
@@ -60,56 +56,83 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    input_usd: Decimal = Decimal(0)
-    output_usd: Decimal = Decimal(0)
-    cache_usd: Decimal = Decimal(0)  # cache reads + cache writes
-    unit_usd: Decimal = Decimal(0)  # per image / per audio minute
+class Cost(NamedTuple):
+    """Exact cost in integer pico-USD (1e-12 USD); the ``*_usd`` properties are Decimal views for edges.
+    A NamedTuple: built once per request, and a frozen dataclass's ``__init__`` costs several times more."""
+
+    input_pusd: int = 0
+    output_pusd: int = 0
+    cache_pusd: int = 0  # cache reads + cache writes
+    unit_pusd: int = 0  # per image / per audio minute
+
+    @property
+    def total_pusd(self) -> int:
+        return self.input_pusd + self.output_pusd + self.cache_pusd + self.unit_pusd
+
+    @property
+    def input_usd(self) -> Decimal:
+        return _usd(self.input_pusd)
+
+    @property
+    def output_usd(self) -> Decimal:
+        return _usd(self.output_pusd)
+
+    @property
+    def cache_usd(self) -> Decimal:
+        return _usd(self.cache_pusd)
+
+    @property
+    def unit_usd(self) -> Decimal:
+        return _usd(self.unit_pusd)
 
     @property
     def total_usd(self) -> Decimal:
-        return self.input_usd + self.output_usd + self.cache_usd + self.unit_usd
+        return _usd(self.total_pusd)
 
 
-@dataclass(slots=True)
+def _usd(pico: int) -> Decimal:
+    return Decimal(pico).scaleb(-12) if pico else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
+    """One try of one deployment within a request (the pipeline's per-attempt result)."""
+
     provider: str
     model: str
     status: int
     error: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What one request did: filled in along the path, read by the relay and the usage recorder."""
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """What one request did, as recorded: built once, by the request's lifecycle, when it ends."""
 
     request_id: str
-    started: float  # perf_counter()
     started_wall: float  # time.time()
     dialect: str
     endpoint: str
-    model_requested: str = ""
-    model_served: str = ""
-    provider: str = ""
-    status: int = 200
-    error_type: str | None = None
-    usage: Usage | None = None
-    cost: Cost | None = None
-    ttft_ms: float | None = None
-    latency_ms: float | None = None
-    stream: bool = False
-    route: list[Attempt] = field(default_factory=list)
+    model_requested: str
+    model_served: str
+    provider: str
+    status: int
+    error_type: str | None
+    usage: Usage | None
+    cost: Cost | None
+    ttft_ms: float | None
+    latency_ms: float | None
+    stream: bool
+    route: tuple[Attempt, ...]
+    charged_pusd: int | None
+    free_tokens: int | None
+    key_id: str | None
+    account_id: str | None
+    app: str
+    alias: str | None = None  # the alias the client asked for, when one was resolved
     # Opt-in payload capture ("observability": true): filled only when asked (perilune.accounting.capture).
     capture: bool = False
     payload_request: Any = None  # the request mapping as the client sent it
-    payload_response: Any = None  # the response mapping, or a StreamCapture assembling a stream
-    # Accounting (perilune.accounting.ledger): who asks, what to reserve, what was charged.
-    principal: Principal | None = None
-    estimate_in: int = 0  # prompt tokens, estimated locally
-    estimate_out: int | None = None  # max output tokens asked for (None: not given, a default cap applies)
-    estimate_n: int = 1  # choices
-    estimate_unit_usd: Decimal = Decimal(0)  # per-image / per-minute worst case
-    ticket: Ticket | None = None
-    charged_pusd: int | None = None
-    free_tokens: int | None = None
+    payload_response: Any = None  # the response mapping, or a capture assembling a stream
+    extra: JSON | None = None  # endpoint-specific facts kept with the payload (e.g. a router decision)

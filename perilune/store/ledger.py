@@ -19,6 +19,7 @@ from perilune.store.tables import accounts, api_keys, ledger_entries, usage_reco
 
 KINDS = ("topup", "refund", "adjustment")
 RECENT_S = 300.0  # ledger entries newer than this are listed with a balance snapshot
+RECENT_CHARGES_S = 600.0  # charges of requests started this recently are listed too (as "c:<id>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ class LedgerStore:
         return entry
 
     def balance_snapshot(self, account_id: str) -> tuple[int, list[str]]:
-        """(balance in pico-USD, ids of the recent ledger entries it includes), from one snapshot."""
+        """(balance in pico-USD, ids of the recent ledger entries and charges it includes), from one
+        snapshot; a charge is listed as ``c:<request id>``."""
         since = time.time() - RECENT_S
         with self.db.engine.connect() as conn:
             if not self.db.is_sqlite:
@@ -66,6 +68,10 @@ class LedgerStore:
                 recent = [r.id for r in conn.execute(
                     sa.select(ledger_entries.c.id).where(ledger_entries.c.account_id == account_id,
                                                          ledger_entries.c.created_at >= since))]
+                recent += ["c:" + r.id for r in conn.execute(
+                    sa.select(usage_records.c.id).where(
+                        usage_records.c.account_id == account_id, usage_records.c.charged_pusd > 0,
+                        usage_records.c.created_at >= time.time() - RECENT_CHARGES_S))]
         return int(credits) - int(charges), recent
 
     def entries_since(self, since: float) -> list[tuple[str, str, int]]:

@@ -3,37 +3,49 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
 
-from perilune.errors import InsufficientBalance, RateLimited
+from perilune.errors import InsufficientBalance, LimitsUnavailable, RateLimited
 from perilune.limits.base import NO_LIMITS, Ask, Limiter, Limits
 from perilune.limits.memory import MemoryLimiter
 from perilune.limits.redis import RedisLimiter
 from tests.services import fresh_redis
 
 BALANCES: dict[str, int] = {}
+INCLUDED: dict[str, list[str]] = {}
+_ids = itertools.count()
 
 
 async def loader(account_id: str) -> tuple[int, list[str]]:
-    return BALANCES.get(account_id, 0), []
+    return BALANCES.get(account_id, 0), INCLUDED.get(account_id, [])
+
+
+async def redis_limiter() -> RedisLimiter:
+    lim = RedisLimiter(fresh_redis())
+    await lim.arm(0)  # a fresh Redis: no instance has charges to contribute
+    return lim
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
     BALANCES.clear()
-    lim: Limiter = MemoryLimiter() if request.param == "memory" else RedisLimiter(fresh_redis())
+    INCLUDED.clear()
+    lim: Limiter = MemoryLimiter() if request.param == "memory" else await redis_limiter()
     yield lim
     await lim.close()
 
 
 def ask(account: str = "a1", key: str | None = "k1", *, tokens: int = 10, cost: int = 100,
         key_limits: Limits = NO_LIMITS, account_limits: Limits = NO_LIMITS, free_quota: int = 0,
-        enforce: bool = True) -> Ask:
+        enforce: bool = True, out_tokens: int = 0, out_price: int = 0, flexible: bool = False,
+        min_out: int = 1) -> Ask:
     return Ask(account_id=account, key_id=key, key_limits=key_limits, account_limits=account_limits,
-               tokens=tokens, cost_pusd=cost, free_model="m" if free_quota else None, free_quota=free_quota,
-               enforce_balance=enforce)
+               in_tokens=tokens, in_cost_pusd=cost, out_tokens=out_tokens, out_price_pusd=out_price,
+               flexible=flexible, min_out=min_out, request_id=f"req_{next(_ids)}",
+               free_model="m" if free_quota else None, free_quota=free_quota, enforce_balance=enforce)
 
 
 async def test_requests_per_minute_per_key_and_account(limiter: Limiter) -> None:
@@ -69,18 +81,42 @@ async def test_balance_reserve_settle_and_402(limiter: Limiter) -> None:
     with pytest.raises(InsufficientBalance):
         await limiter.admit(ask(cost=600), loader)
     settled = await limiter.settle(t1, 10, 250)
-    assert settled.charged_pusd == 250 and settled.balance_pusd == 750
+    assert settled.balance_pusd == 750
     t2 = await limiter.admit(ask(cost=600), loader)
     await limiter.release(t2)
     assert await limiter.available("a1") == 750
 
 
-async def test_charge_never_takes_balance_below_zero(limiter: Limiter) -> None:
+async def test_settling_twice_changes_nothing(limiter: Limiter) -> None:
+    BALANCES["a1"] = 1000
+    t = await limiter.admit(ask(cost=600), loader)
+    await limiter.settle(t, 10, 250)
+    await limiter.settle(t, 10, 250)  # a retry after a lost reply
+    await limiter.release(t)
+    assert await limiter.available("a1") == 750
+
+
+async def test_charge_never_above_the_reservation(limiter: Limiter) -> None:
     BALANCES["a1"] = 100
     t = await limiter.admit(ask(cost=80), loader)
-    settled = await limiter.settle(t, 10, 150)  # the upstream overran the reservation
-    assert settled.charged_pusd == 100 and settled.balance_pusd == 0
-    assert await limiter.available("a1") == 0
+    await limiter.settle(t, 10, 150)  # more than reserved: only the reservation is taken
+    assert await limiter.available("a1") == 20
+
+
+async def test_output_limit_lowered_to_what_the_balance_covers(limiter: Limiter) -> None:
+    BALANCES["a1"] = 1000
+    flexible = ask(cost=100, out_tokens=500, out_price=10, flexible=True, min_out=16)
+    t = await limiter.admit(flexible, loader)
+    assert (t.out_tokens, t.reserved_pusd) == (90, 1000)  # 100 + 90 * 10
+    await limiter.release(t)
+    with pytest.raises(InsufficientBalance):  # an explicit max_tokens is never lowered
+        await limiter.admit(ask(cost=100, out_tokens=500, out_price=10), loader)
+    BALANCES["a2"] = 200
+    with pytest.raises(InsufficientBalance):  # fewer than min_out tokens affordable
+        await limiter.admit(ask(account="a2", cost=100, out_tokens=500, out_price=10, flexible=True,
+                                min_out=16), loader)
+    t = await limiter.admit(ask(cost=100, out_tokens=50, out_price=10, flexible=True), loader)
+    assert t.out_tokens == 50  # the whole limit fits: nothing lowered
 
 
 async def test_concurrent_admits_never_overdraw(limiter: Limiter) -> None:
@@ -92,7 +128,8 @@ async def test_concurrent_admits_never_overdraw(limiter: Limiter) -> None:
         except InsufficientBalance:
             return 0
         await asyncio.sleep(0)
-        return (await limiter.settle(t, 5, 170)).charged_pusd
+        await limiter.settle(t, 5, 170)
+        return 170
 
     charged = await asyncio.gather(*(one() for _ in range(200)))
     left = await limiter.available("a1")
@@ -105,8 +142,7 @@ async def test_free_quota_before_balance(limiter: Limiter) -> None:
     BALANCES["a1"] = 0
     t = await limiter.admit(ask(tokens=60, free_quota=100), loader)
     assert t.free and t.reserved_pusd == 0
-    s = await limiter.settle(t, 40, 999)
-    assert s.charged_pusd == 0
+    await limiter.settle(t, 40, 0)
     assert await limiter.free_used("a1", "m", t.day) == 40
     t2 = await limiter.admit(ask(tokens=60, free_quota=100), loader)  # 40 + 60 <= 100
     assert t2.free
@@ -135,19 +171,33 @@ async def test_alert_claimed_once_until_rearmed(limiter: Limiter) -> None:
 
 async def test_unenforced_balance_only_counts(limiter: Limiter) -> None:
     t = await limiter.admit(ask(cost=10**12, enforce=False), loader)
-    assert (await limiter.settle(t, 1, 7)).charged_pusd == 7
+    assert (await limiter.settle(t, 1, 7)).balance_pusd is None
 
 
-async def test_redis_counter_rebuilt_after_loss() -> None:
-    url = fresh_redis()
-    lim = RedisLimiter(url)
-    BALANCES["r1"] = 1000
+async def test_redis_rebuild_takes_in_charges_the_database_lacks() -> None:
+    BALANCES["r1"], INCLUDED["r1"] = 1000, []
+    lim = await redis_limiter()
     t = await lim.admit(ask(account="r1", cost=300), loader)
     await lim.redis.flushdb()  # Redis restarted empty while the request was in flight
-    BALANCES["r1"] = 900  # the database now says (another request's charge landed)
-    await lim.settle(t, 1, 100)  # settles into nothing: the old counter is gone
-    t2 = await lim.admit(ask(account="r1", cost=300), loader)  # rebuilt from the database
+    with pytest.raises(LimitsUnavailable):  # admissions wait until the instances have contributed
+        await lim.admit(ask(account="r1", cost=300), loader)
+    assert (await lim.settle(t, 1, 100)).stale  # the old counter is gone: the charge must be contributed
+    await lim.contribute("r1", t.ask.request_id, 100)
+    await lim.arm(0)
+    t2 = await lim.admit(ask(account="r1", cost=300), loader)  # rebuilt: 1000 in the database - 100 queued
     assert await lim.available("r1") == 600
     await lim.release(t2)
     assert await lim.available("r1") == 900
+    await lim.contribute("r1", t.ask.request_id, 100)  # contributing twice changes nothing
+    assert await lim.available("r1") == 900
+    await lim.close()
+
+
+async def test_redis_rebuild_skips_charges_the_database_has() -> None:
+    lim = await redis_limiter()
+    await lim.contribute("r2", "req_x", 100)  # contributed before the counter existed ...
+    BALANCES["r2"], INCLUDED["r2"] = 900, ["c:req_x"]  # ... and its record reached the database meanwhile
+    t = await lim.admit(ask(account="r2", cost=0), loader)
+    await lim.release(t)
+    assert await lim.available("r2") == 900
     await lim.close()

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,22 @@ import sqlalchemy as sa
 
 import perilune.accounting.recorder as recorder_mod
 from perilune.accounting.recorder import UsageRecorder, to_row
-from perilune.schema.canonical import Attempt, Cost, Outcome, Usage
+from perilune.schema.canonical import Attempt, Cost, Usage, UsageEvent
 from perilune.store import tables
 from perilune.store.db import Database
 from perilune.store.usage_write import sample_of
 
 
-def outcome(i: int, **kw: Any) -> Outcome:
-    o = Outcome(f"req_test{i:020x}", time.perf_counter(), 1_790_000_000.0 + i, "openai", "chat",
-                model_requested="sim-gpt", model_served="sim-gpt", provider="sim")
-    o.usage = Usage(input_tokens=10, output_tokens=20, cache_read_tokens=3, reasoning_tokens=2)
-    o.cost = Cost(Decimal("0.00001"), Decimal("0.00004"), Decimal("0.0000015"))
-    o.latency_ms, o.ttft_ms = 120.0, 20.0
-    o.route = [Attempt("sim", "sim-gpt", 200)]
-    for k, v in kw.items():
-        setattr(o, k, v)
-    return o
+def outcome(i: int, **kw: Any) -> UsageEvent:
+    fields: dict[str, Any] = dict(
+        request_id=f"req_test{i:020x}", started_wall=1_790_000_000.0 + i, dialect="openai", endpoint="chat",
+        model_requested="sim-gpt", model_served="sim-gpt", provider="sim", status=200, error_type=None,
+        usage=Usage(input_tokens=10, output_tokens=20, cache_read_tokens=3, reasoning_tokens=2),
+        cost=Cost(10_000_000, 40_000_000, 1_500_000), ttft_ms=20.0, latency_ms=120.0,
+        stream=False, route=(Attempt("sim", "sim-gpt", 200),), charged_pusd=None, free_tokens=None,
+        key_id="key", account_id="acct", app="app")
+    fields.update(kw)
+    return UsageEvent(**fields)
 
 
 def ids_in(db: Database) -> list[str]:
@@ -65,9 +64,10 @@ async def wait_for(cond: Any, timeout_s: float = 10.0) -> None:
 
 
 def test_row_has_every_field() -> None:
-    o = outcome(1, stream=True, capture=True, payload_request={"messages": []}, payload_response={"x": 1})
-    o.route = [Attempt("groq", "m", 503, "upstream_unavailable"), Attempt("sim", "sim-gpt", 200)]
-    r = to_row((o, "key_1", "acct_1", "my-app", {"id": o.request_id}))
+    o = outcome(1, stream=True, capture=True, payload_request={"messages": []}, payload_response={"x": 1},
+                route=(Attempt("groq", "m", 503, "upstream_unavailable"), Attempt("sim", "sim-gpt", 200)),
+                key_id="key_1", account_id="acct_1", app="my-app")
+    r = to_row((o, {"id": o.request_id}))
     assert r == {
         "id": o.request_id, "created_at": o.started_wall, "account_id": "acct_1", "key_id": "key_1",
         "app": "my-app", "dialect": "openai", "endpoint": "chat", "model_requested": "sim-gpt",
@@ -79,7 +79,8 @@ def test_row_has_every_field() -> None:
         "route": '[["groq","m",503,"upstream_unavailable"],["sim","sim-gpt",200,null]]', "observed": True,
         "charged_pusd": None, "free_tokens": None, "sample": sample_of(o.request_id)}
     failed = to_row((outcome(2, usage=None, cost=None, status=404, error_type="model_not_found",
-                             model_served="", provider="", route=[]), None, None, "unknown", None))
+                             model_served="", provider="", route=(), key_id=None, account_id=None,
+                             app="unknown"), None))
     assert failed["model"] == "sim-gpt" and failed["input_tokens"] is None and failed["total_cost_pusd"] is None
     assert failed["observed"] is False
 
@@ -88,10 +89,10 @@ async def test_writes_batches_and_flushes_on_stop(db: Database, tmp_path: Path) 
     rec = UsageRecorder(db, tmp_path / "spool", batch_size=7, flush_s=0.05)
     await rec.start()
     for i in range(30):
-        rec.record(outcome(i), "key", "acct", "app")
+        rec.record(outcome(i))
     await wait_for(lambda: len(ids_in(db)) >= 28)
     for i in range(30, 33):
-        rec.record(outcome(i), "key", "acct", "app")
+        rec.record(outcome(i))
     await rec.stop()
     assert sorted(ids_in(db)) == sorted(outcome(i).request_id for i in range(33))
     assert rollup_total(db) == 33 and rec.written == 33 and rec.depth == 0
@@ -107,7 +108,7 @@ async def test_unreachable_then_reachable_database(tmp_path: Path) -> None:
     rec = UsageRecorder(db, spool, batch_size=10, flush_s=0.02, probe_s=0.05, probe_max_s=0.2)
     await rec.start()
     for i in range(45):
-        rec.record(outcome(i), "key", "acct", "app")
+        rec.record(outcome(i))
         if i % 10 == 0:
             await asyncio.sleep(0.01)
     await wait_for(lambda: rec.spooled == 45)
@@ -117,7 +118,7 @@ async def test_unreachable_then_reachable_database(tmp_path: Path) -> None:
     Database(url).migrate()  # the database is back
     await wait_for(lambda: rec.db_ok and rec.replayed == 45)
     for i in range(45, 50):
-        rec.record(outcome(i), "key", "acct", "app")
+        rec.record(outcome(i))
     await rec.stop()
     assert sorted(ids_in(db)) == sorted(outcome(i).request_id for i in range(50))
     assert rollup_total(db) == 50
@@ -138,7 +139,7 @@ async def test_memory_is_bounded_while_the_database_is_stuck(db: Database, tmp_p
     await rec.start()
     deepest = 0
     for i in range(1000):
-        rec.record(outcome(i), "key", "acct", "app")
+        rec.record(outcome(i))
         deepest = max(deepest, rec.depth)
         if i % 50 == 0:
             await asyncio.sleep(0.01)
@@ -164,7 +165,7 @@ async def test_stop_with_a_stuck_database_spools_everything(db: Database, tmp_pa
     rec = UsageRecorder(db, spool, batch_size=10, flush_s=0.02, stop_timeout_s=0.3)
     await rec.start()
     for i in range(35):
-        rec.record(outcome(i), "key", "acct", "app")
+        rec.record(outcome(i))
     await asyncio.sleep(0.1)  # the first batch is in flight, stuck
     await rec.stop()
     gate.set()
@@ -180,7 +181,7 @@ def test_replay_claims_dead_processes_files_only(db: Database, tmp_path: Path) -
     spool.mkdir()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    rows = [to_row((outcome(i), "k", "a", "app", None)) for i in range(6)]
+    rows = [to_row((outcome(i), None)) for i in range(6)]
     (spool / f"usage-{dead.pid}.jsonl").write_bytes(
         orjson.dumps({"r": rows[0], "p": None}) + b"\n" + orjson.dumps(rows[1]) + b"\n"  # new and old format
         + b'{"r": {"id": "torn')  # a crash mid-line
@@ -210,7 +211,7 @@ async def test_payload_bytes_bound_the_queue(db: Database, tmp_path: Path,
     await rec.start()
     big = {"messages": [{"role": "user", "content": "x" * 3000}]}
     for i in range(100):
-        rec.record(outcome(i, capture=True, payload_request=big, payload_response={"ok": True}), "k", "a", "app")
+        rec.record(outcome(i, capture=True, payload_request=big, payload_response={"ok": True}))
         await asyncio.sleep(0)
     await wait_for(lambda: rec._pending_bytes <= 50_000)
     assert rec.spooled > 0
@@ -227,13 +228,13 @@ async def test_a_row_the_database_refuses_is_set_aside(db: Database, tmp_path: P
     spool = tmp_path / "spool"
     rec = UsageRecorder(db, spool, batch_size=50, flush_s=0.02)
     await rec.start()
-    good = [to_row((outcome(i), "k", "a", "app", None)) for i in range(5)]
-    bad = {**to_row((outcome(99), "k", "a", "app", None)), "status": None}  # NOT NULL: refused for its data
+    good = [to_row((outcome(i), None)) for i in range(5)]
+    bad = {**to_row((outcome(99), None)), "status": None}  # NOT NULL: refused for its data
     assert rec._store([*good[:2], bad, *good[2:]], []) == 5
     assert sorted(ids_in(db)) == sorted(r["id"] for r in good)
     rejected = [orjson.loads(line) for line in rec.rejected_path.read_bytes().splitlines()]
     assert [x["r"]["id"] for x in rejected] == [bad["id"]] and "NOT NULL" in rejected[0]["error"]
     # the writer keeps going: later records are written, nothing is spooled for replay
-    rec.record(outcome(100), "k", "a", "app")
+    rec.record(outcome(100))
     await rec.stop()
     assert outcome(100).request_id in ids_in(db) and rec.db_ok and not list(spool.glob("usage-*"))

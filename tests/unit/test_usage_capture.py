@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
-import time
 
 import orjson
 
 from perilune.accounting.capture import StreamCapture, payload_row
 from perilune.logs import REQUEST_ID, JsonFormatter
 from perilune.metrics import Metrics, RecorderStats
-from perilune.schema.canonical import Outcome
+from perilune.schema.canonical import UsageEvent
 
 
 def chunk(choices: list[dict[str, object]], **kw: object) -> dict[str, object]:
@@ -56,14 +56,14 @@ def test_stream_capture_legacy_completions() -> None:
 
 
 def test_payload_row_caps_size_and_records_errors() -> None:
-    o = Outcome("req_1", time.perf_counter(), 1000.0, "openai", "chat", capture=True,
-                payload_request={"messages": [{"role": "user", "content": "é" * 5000}]})
-    o.status, o.error_type = 502, "upstream_unavailable"
+    o = UsageEvent("req_1", 1000.0, "openai", "chat", "m", "", "", 502, "upstream_unavailable", None, None, None,
+                   None, False, (), None, None, None, None, "app", capture=True,
+                   payload_request={"messages": [{"role": "user", "content": "é" * 5000}]})
     row = payload_row(o, 1024)
     req = orjson.loads(row["request"])
     assert req["truncated"] is True and req["size_bytes"] > 10_000 and len(req["preview"].encode()) <= 1024
     assert orjson.loads(row["response"]) == {"error": {"status": 502, "type": "upstream_unavailable"}}
-    o.payload_response = {"error": {"message": "upstream said no", "type": "server_error"}}
+    o = dataclasses.replace(o, payload_response={"error": {"message": "upstream said no", "type": "server_error"}})
     assert orjson.loads(payload_row(o, 1024)["response"])["error"]["message"] == "upstream said no"
     assert (row["id"], row["created_at"]) == ("req_1", 1000.0)
 

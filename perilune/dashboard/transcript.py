@@ -169,6 +169,10 @@ def conversation(req: Any) -> list[Turn]:
             else:
                 out.append(_openai_message(m))
         return out
+    if isinstance(req.get("instructions"), str) and req["instructions"]:  # the Responses API
+        out.append(Turn("system", [Part("text", _s(req["instructions"]))]))
+    if isinstance(req.get("input"), list) and any(isinstance(i, dict) for i in req["input"]):
+        return out + _responses_items(req["input"])
     for key in ("prompt", "input"):
         if key in req:
             v = req[key]
@@ -204,6 +208,8 @@ def response_output(resp: Any) -> list[Turn]:
         out.append(turn)
     if resp.get("type") == "message" or (isinstance(resp.get("content"), list) and resp.get("role") == "assistant"):
         out.append(Turn("assistant", _anthropic_parts(resp.get("content")), note=str(resp.get("stop_reason") or "")))
+    if resp.get("object") == "response" and isinstance(resp.get("output"), list):
+        out += _responses_items(resp["output"])
     data = resp.get("data")
     if isinstance(data, list) and resp.get("object") == "list":
         dims = [len(d["embedding"]) for d in data if isinstance(d, dict) and isinstance(d.get("embedding"), list)]
@@ -226,4 +232,40 @@ def response_output(resp: Any) -> list[Turn]:
     err = resp.get("error")
     if isinstance(err, dict):
         out.append(Turn("error", [Part("error", _s(err.get("message") or err.get("type") or err))]))
+    return out
+
+
+def _responses_items(items: list[Any]) -> list[Turn]:
+    """Responses API items: messages (input_text / output_text / input_image parts), function calls
+    and their outputs, reasoning summaries."""
+    out: list[Turn] = []
+    for it in items:
+        if not isinstance(it, dict):
+            continue
+        kind = it.get("type", "message")
+        if kind == "message":
+            parts = []
+            content = it.get("content")
+            for c in content if isinstance(content, list) else [content]:
+                if isinstance(c, str):
+                    parts.append(Part("text", _s(c)))
+                elif isinstance(c, dict) and isinstance(c.get("text"), str):
+                    parts.append(Part("refusal" if c.get("type") == "refusal" else "text", _s(c["text"])))
+                elif isinstance(c, dict) and c.get("type") == "input_image":
+                    parts.append(_image(str(c.get("image_url") or c.get("file_id") or "image")))
+                elif isinstance(c, dict) and isinstance(c.get("refusal"), str):
+                    parts.append(Part("refusal", _s(c["refusal"])))
+            out.append(Turn(str(it.get("role", "assistant")), parts))
+        elif kind == "function_call":
+            out.append(Turn("assistant", [Part("tool_call", _s(it.get("arguments", "")), name=str(it.get("name", "")),
+                                               ref=str(it.get("call_id") or ""))]))
+        elif kind == "function_call_output":
+            out.append(Turn("tool", [Part("tool_result", _s(it.get("output")), ref=str(it.get("call_id") or ""))]))
+        elif kind == "reasoning":
+            summary = it.get("summary")
+            text = "\n".join(str(x.get("text", "")) for x in summary if isinstance(x, dict)) if isinstance(
+                summary, list) else ""
+            out.append(Turn("assistant", [Part("thinking", _s(text or "(reasoning not shown by the provider)"))]))
+        else:
+            out.append(Turn(str(kind), [Part("note", str(kind))]))
     return out

@@ -66,3 +66,18 @@ def test_other_shapes_and_junk() -> None:
     assert conversation(None) == [] and conversation({"messages": [1, None, {"content": 5}]})[0].role == "?"
     assert response_output("not json") == [Turn("response", [Part("text", "not json")])]
     assert response_output({"choices": [None, {"text": "legacy"}]})[0].parts[0].text == "legacy"
+
+
+def test_responses_api_items() -> None:
+    req = {"model": "m", "instructions": "Be terse.", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "2+2?"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "calc", "arguments": "{\"x\": 2}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "4"}]}
+    assert kinds(conversation(req)) == [("system", ["text"]), ("user", ["text"]), ("assistant", ["tool_call"]),
+                                        ("tool", ["tool_result"])]
+    resp = {"object": "response", "output": [
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "add"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "4"}]}]}
+    turns = response_output(resp)
+    assert kinds(turns) == [("assistant", ["thinking"]), ("assistant", ["text"])] and turns[1].parts[0].text == "4"
+    assert kinds(conversation({"input": "plain"})) == [("input", ["text"])]

@@ -12,6 +12,8 @@ import asyncio
 import gc
 import logging
 import os
+import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +83,13 @@ class Services:
     models_json: bytes = b"[]"
     openapi_json: bytes = b"{}"
     ready: bool = False
+
+    forever: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def spawn_forever(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A background loop that runs until shutdown (cancelled then, not awaited)."""
+        self.forever.append(asyncio.get_running_loop().create_task(coro))
+
     metrics: Metrics | None = None
     retention: Retention | None = None
     semantic_router: RouterService | None = None  # POST /v1/router; loaded at start (perilune.router)
@@ -90,7 +99,7 @@ class Services:
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
-                   environ: dict[str, str] | None = None) -> Services:
+                   environ: dict[str, str] | None = None, metrics_dir: str | None = None) -> Services:
     env = dict(os.environ if environ is None else environ)
     catalog = build_catalog(settings)
     providers = build_providers(settings, env)
@@ -106,7 +115,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     links = identity_links(settings, key_store) if settings.jwt else None
     keys = KeyCache(key_store, admin_key=env.get(settings.admin_key_env) or None,
                     refresh_s=settings.key_refresh_s, jwt=jwt, identities=links)
-    metrics = Metrics()
+    metrics = Metrics(share_dir=metrics_dir)  # shared: the worker processes of one server add up
     recorder = UsageRecorder(db, settings.home_path / "spool", max_pending=settings.usage_queue_size,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
                              max_pending_bytes=settings.usage_max_pending_bytes,
@@ -184,10 +193,11 @@ async def fallback(ctx: Ctx) -> web.StreamResponse:
                    code="unknown_url")
 
 
-def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool = True) -> web.Application:
+def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool = True,
+              metrics_dir: str | None = None) -> web.Application:
     app = web.Application(client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes) + 1024,
                           handler_args={"max_field_size": 16384})
-    services = build_services(settings, sim_url=sim_url)
+    services = build_services(settings, sim_url=sim_url, metrics_dir=metrics_dir)
     app[SERVICES] = services
 
     r = app.router
@@ -222,6 +232,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         await s.recorder.start()
         if s.retention is not None:
             await s.retention.start()
+        if s.metrics is not None and s.metrics.shared:
+            s.spawn_forever(_publish_metrics(s.metrics))
         if s.settings.router.enabled:
             s.semantic_router = await asyncio.to_thread(_router_service, s)
             if s.metrics is not None:
@@ -239,6 +251,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     async def cleanup(app: web.Application) -> None:
         s = app[SERVICES]
         s.ready = False
+        for task in s.forever:
+            task.cancel()
         await s.billing.stop()
         if s.probe is not None:
             await s.probe.stop()
@@ -256,6 +270,20 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     return app
 
 
+METRICS_PUBLISH_S = 1.0
+
+
+async def _publish_metrics(metrics: Metrics) -> None:
+    """Keep this worker's figures (queue depth, spool, database state) fresh for the other workers'
+    scrapes; request sums are also published after every usage batch."""
+    while True:
+        try:
+            await asyncio.to_thread(metrics.publish)
+        except OSError as e:
+            log.warning("could not publish this worker's metrics: %s", e)
+        await asyncio.sleep(METRICS_PUBLISH_S)
+
+
 async def _tune_gc(app: web.Application) -> None:
     """Everything loaded at start (catalog, code, caches) lives for the whole process: move it out of the
     cyclic collector's sight, and collect young objects less often. Request objects are freed by
@@ -266,15 +294,18 @@ async def _tune_gc(app: web.Application) -> None:
 
 
 def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None, reuse_port: bool = False,
-        migrate: bool = True) -> None:
-    """Serve until SIGINT/SIGTERM, on uvloop when available."""
+        migrate: bool = True, sock: socket.socket | None = None, metrics_dir: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, on uvloop when available: on ``sock`` when given (the CLI binds it
+    first, so a port in use is reported before anything starts), else on host:port."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - e.g. Windows
         pass
-    app = build_app(settings, sim_url=sim_url, migrate=migrate)
+    app = build_app(settings, sim_url=sim_url, migrate=migrate, metrics_dir=metrics_dir)
     app.on_startup.append(_tune_gc)
-    web.run_app(app, host=host, port=port, access_log=None, print=None, handler_cancellation=True,
-                reuse_port=reuse_port or None, shutdown_timeout=settings.shutdown_grace_s + 10, backlog=4096)
+    where: dict[str, Any] = {"sock": sock} if sock is not None else {
+        "host": host, "port": port, "reuse_port": reuse_port or None}
+    web.run_app(app, access_log=None, print=None, handler_cancellation=True,
+                shutdown_timeout=settings.shutdown_grace_s + 10, backlog=4096, **where)

@@ -9,19 +9,25 @@ Labels are bounded: ``model`` is the catalog model that served the request ("unk
 so a client cannot mint label values by sending made-up model names), ``provider`` a configured
 provider name. Apps, keys and payloads never appear in metrics.
 
-With ``workers > 1`` each worker process keeps its own registry; a scrape sees the worker that
-answered it (the ``pid`` in ``perilune_process_info`` tells which).
+With ``workers > 1`` every worker publishes its sums to a file of its own in a directory of this
+server (``<home>/run/metrics-<port>/<pid>.json``, emptied by the parent at start) after each usage
+batch and every second, and a scrape adds up all of them: ``/metrics`` reports the whole server,
+whichever worker answers (``perilune_workers`` and one ``perilune_process_info`` per worker say
+which ones reported).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -45,9 +51,20 @@ class RecorderStats:
     db_up: bool
 
 
+    @staticmethod
+    def combine(many: list[RecorderStats]) -> RecorderStats:
+        """Several workers' figures as one server's: counts add up; the spool directory is shared by
+        the workers of one home, so its size is the largest seen; the database is up if all say so."""
+        return RecorderStats(queue_depth=sum(s.queue_depth for s in many),
+                             spool_bytes=max((s.spool_bytes for s in many), default=0),
+                             written=sum(s.written for s in many), spooled=sum(s.spooled for s in many),
+                             replayed=sum(s.replayed for s in many), db_up=all(s.db_up for s in many))
+
+
 class _RecorderCollector(Collector):
-    def __init__(self, stats: Callable[[], RecorderStats]) -> None:
+    def __init__(self, stats: Callable[[], RecorderStats], pids: Callable[[], list[int]] | None = None) -> None:
         self._stats = stats
+        self._pids = pids or (lambda: [os.getpid()])
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
@@ -63,9 +80,67 @@ class _RecorderCollector(Collector):
                                   value=s.replayed)
         yield GaugeMetricFamily("perilune_usage_database_up", "1 when the usage writer reaches the database.",
                                 value=1 if s.db_up else 0)
-        info = GaugeMetricFamily("perilune_process_info", "This worker process.", labels=["pid"])
-        info.add_metric([str(os.getpid())], 1)
+        pids = self._pids()
+        yield GaugeMetricFamily("perilune_workers", "Worker processes whose figures this scrape adds up.",
+                                value=len(pids))
+        info = GaugeMetricFamily("perilune_process_info", "A worker process of this server.", labels=["pid"])
+        for pid in sorted(pids):
+            info.add_metric([str(pid)], 1)
         yield info
+
+
+Key3 = tuple[str, str, str]
+Key2 = tuple[str, str]
+
+
+@dataclass(slots=True)
+class _State:
+    """Plain sums, mergeable across workers."""
+
+    requests: dict[Key3, int] = field(default_factory=dict)
+    errors: dict[Key3, int] = field(default_factory=dict)
+    tokens: dict[Key3, int] = field(default_factory=dict)
+    cost_pusd: dict[Key2, int] = field(default_factory=dict)
+    latency: dict[Key2, _Hist] = field(default_factory=dict)
+    ttft: dict[Key2, _Hist] = field(default_factory=dict)
+
+    def copy(self) -> _State:
+        return _State(dict(self.requests), dict(self.errors), dict(self.tokens), dict(self.cost_pusd),
+                      {k: h.copy() for k, h in self.latency.items()}, {k: h.copy() for k, h in self.ttft.items()})
+
+    def add(self, other: _State) -> None:
+        for src, dst in ((other.requests, self.requests), (other.errors, self.errors),
+                         (other.tokens, self.tokens)):
+            for k, n in src.items():
+                dst[k] = dst.get(k, 0) + n
+        for k2, n in other.cost_pusd.items():
+            self.cost_pusd[k2] = self.cost_pusd.get(k2, 0) + n
+        for src_h, dst_h in ((other.latency, self.latency), (other.ttft, self.ttft)):
+            for k2, h in src_h.items():
+                dst_h.setdefault(k2, _Hist()).merge(h)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": [[*k, n] for k, n in self.requests.items()],
+                "errors": [[*k, n] for k, n in self.errors.items()],
+                "tokens": [[*k, n] for k, n in self.tokens.items()],
+                "cost_pusd": [[*k, n] for k, n in self.cost_pusd.items()],
+                "latency": [[*k, h.buckets, h.count, h.total] for k, h in self.latency.items()],
+                "ttft": [[*k, h.buckets, h.count, h.total] for k, h in self.ttft.items()]}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> _State:
+        st = _State()
+        for name in ("requests", "errors", "tokens"):
+            getattr(st, name).update({(str(a), str(b), str(c)): int(n) for a, b, c, n in d.get(name, ())})
+        st.cost_pusd.update({(str(a), str(b)): int(n) for a, b, n in d.get("cost_pusd", ())})
+        for name in ("latency", "ttft"):
+            hists = getattr(st, name)
+            for a, b, buckets, count, total in d.get(name, ()):
+                h = _Hist()
+                if len(buckets) == len(h.buckets):
+                    h.buckets, h.count, h.total = [int(x) for x in buckets], int(count), float(total)
+                    hists[(str(a), str(b))] = h
+        return st
 
 
 class Metrics:
@@ -74,19 +149,74 @@ class Metrics:
     and a labels lookup per update: about 30 µs per request for this set, against about 4 µs per row
     this way, off the request path (bench/usage_hot_path.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, share_dir: str | os.PathLike[str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, str], int] = {}
-        self._errors: dict[tuple[str, str, str], int] = {}
-        self._tokens: dict[tuple[str, str, str], int] = {}
-        self._cost_pusd: dict[tuple[str, str], int] = {}
-        self._latency: dict[tuple[str, str], _Hist] = {}
-        self._ttft: dict[tuple[str, str], _Hist] = {}
-        self.registry.register(_RequestCollector(self))
+        self._state = _State()
+        self._recorder_stats: Callable[[], RecorderStats] | None = None
+        self._share_dir = Path(share_dir) if share_dir is not None else None
+        self._publish_lock = threading.Lock()
+        self.registry.register(_RequestCollector(self._server_state))
 
     def watch_recorder(self, stats: Callable[[], RecorderStats]) -> None:
-        self.registry.register(_RecorderCollector(stats))
+        self._recorder_stats = stats
+        self.registry.register(_RecorderCollector(lambda: self._server_recorder(), self._server_pids))
+
+    # ---- sharing across worker processes ----
+    @property
+    def shared(self) -> bool:
+        return self._share_dir is not None
+
+    def _own_file(self) -> Path:
+        assert self._share_dir is not None
+        return self._share_dir / f"{os.getpid()}.json"
+
+    def publish(self) -> None:
+        """Write this worker's figures where the other workers' scrapes read them (atomically)."""
+        if self._share_dir is None:
+            return
+        with self._lock:
+            state = self._state.to_json()
+        stats = self._recorder_stats() if self._recorder_stats is not None else None
+        doc = {"pid": os.getpid(), "state": state,
+               "recorder": None if stats is None else [stats.queue_depth, stats.spool_bytes, stats.written,
+                                                       stats.spooled, stats.replayed, stats.db_up]}
+        path = self._own_file()
+        tmp = path.with_suffix(".tmp")
+        with self._publish_lock:
+            tmp.write_bytes(orjson.dumps(doc))
+            os.replace(tmp, path)
+
+    def _others(self) -> list[dict[str, Any]]:
+        if self._share_dir is None:
+            return []
+        own, out = self._own_file(), []
+        for path in self._share_dir.glob("*.json"):
+            if path == own:
+                continue
+            with contextlib.suppress(OSError, orjson.JSONDecodeError, ValueError, TypeError):
+                out.append(orjson.loads(path.read_bytes()))
+        return out
+
+    def _server_state(self) -> _State:
+        with self._lock:
+            total = self._state.copy()
+        for doc in self._others():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                total.add(_State.from_json(doc["state"]))
+        return total
+
+    def _server_recorder(self) -> RecorderStats:
+        assert self._recorder_stats is not None
+        many = [self._recorder_stats()]
+        for doc in self._others():
+            r = doc.get("recorder")
+            if isinstance(r, list) and len(r) == 6:
+                many.append(RecorderStats(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), bool(r[5])))
+        return RecorderStats.combine(many)
+
+    def _server_pids(self) -> list[int]:
+        return [os.getpid()] + [int(d["pid"]) for d in self._others() if isinstance(d.get("pid"), int)]
 
     def observe_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         """Account a batch of usage rows (the dicts the recorder writes)."""
@@ -119,18 +249,22 @@ class Metrics:
             n = r.get("total_cost_pusd")
             if n:
                 cost[series] = cost.get(series, 0) + n
+        st = self._state
         with self._lock:
-            for src, dst in ((requests, self._requests), (errors, self._errors), (tokens, self._tokens)):
+            for src, dst in ((requests, st.requests), (errors, st.errors), (tokens, st.tokens)):
                 for k, n in src.items():
                     dst[k] = dst.get(k, 0) + n
             for k2, n in cost.items():
-                self._cost_pusd[k2] = self._cost_pusd.get(k2, 0) + n
-            for values, hists in ((latency, self._latency), (ttft, self._ttft)):
+                st.cost_pusd[k2] = st.cost_pusd.get(k2, 0) + n
+            for values, hists in ((latency, st.latency), (ttft, st.ttft)):
                 for k2, vs in values.items():
                     h = hists.get(k2)
                     if h is None:
                         h = hists[k2] = _Hist()
                     h.add(vs)
+        if self._share_dir is not None:
+            with contextlib.suppress(OSError):
+                self.publish()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -150,6 +284,16 @@ class _Hist:
             self.total += v
         self.count += len(values)
 
+    def copy(self) -> _Hist:
+        h = _Hist()
+        h.buckets, h.count, h.total = list(self.buckets), self.count, self.total
+        return h
+
+    def merge(self, other: _Hist) -> None:
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.count += other.count
+        self.total += other.total
+
     def exposition(self) -> list[tuple[str, float]]:
         out, running = [], 0
         for bound, n in zip(LATENCY_BUCKETS_S, self.buckets, strict=True):
@@ -159,16 +303,14 @@ class _Hist:
 
 
 class _RequestCollector(Collector):
-    def __init__(self, m: Metrics) -> None:
-        self._m = m
+    def __init__(self, state: Callable[[], _State]) -> None:
+        self._state = state
 
     def collect(self) -> Iterator[Metric]:
-        m = self._m
-        with m._lock:
-            requests, errors, tokens = dict(m._requests), dict(m._errors), dict(m._tokens)
-            cost = dict(m._cost_pusd)
-            latency = {k: (h.exposition(), h.total) for k, h in m._latency.items()}
-            ttft = {k: (h.exposition(), h.total) for k, h in m._ttft.items()}
+        st = self._state()  # a copy: this worker's sums, plus the other workers' when shared
+        requests, errors, tokens, cost = st.requests, st.errors, st.tokens, st.cost_pusd
+        latency = {k: (h.exposition(), h.total) for k, h in st.latency.items()}
+        ttft = {k: (h.exposition(), h.total) for k, h in st.ttft.items()}
         fam = CounterMetricFamily("perilune_requests", "Requests, by served model, provider and HTTP status.",
                                   labels=["model", "provider", "status"])
         for k3, n in sorted(requests.items()):

@@ -249,7 +249,7 @@ class Settings(_Base):
     max_upload_bytes: int = 25 * 1024 * 1024
     models_require_key: bool = False
     simulator: Literal["auto", "always", "never"] = "auto"
-    simulator_port: int = 8788
+    simulator_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # the demo simulator; 0: any free port
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     key_refresh_s: float = 0.5
     usage_queue_size: int = 100_000
@@ -313,11 +313,24 @@ class Settings(_Base):
 _FIELDS = {f for f in Settings.__struct_fields__}
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+def _secret_envs(raw: dict[str, Any]) -> set[str]:
+    """Variables the configuration names as holding a secret (``admin_key_env``,
+    ``jwt.hs256_secret_env``, ``providers[].api_key_env``): they may start with PERILUNE_ and are
+    not settings (e.g. the README's ``hs256_secret_env = "PERILUNE_JWT_SECRET"``)."""
+    names = {raw.get("admin_key_env"), (raw.get("jwt") or {}).get("hs256_secret_env")
+             if isinstance(raw.get("jwt"), dict) else None}
+    providers = raw.get("providers")
+    for p in providers if isinstance(providers, list) else ():
+        if isinstance(p, dict):
+            names.add(p.get("api_key_env"))
+    return {n for n in names if isinstance(n, str)}
+
+
+def _env_overrides(environ: dict[str, str], skip: set[str] | None = None) -> dict[str, Any]:
     """``PERILUNE_PORT=9000`` -> {"port": "9000"}; ``PERILUNE_TIMEOUTS__CONNECT_S`` -> nested."""
     out: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS or name in (skip or ()):
             continue
         path = name[len(ENV_PREFIX):].lower().split("__")
         if path[0] not in _FIELDS:
@@ -357,7 +370,7 @@ def load_settings(
             raise SettingsError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as e:
             raise SettingsError(f"config file {path} is not valid TOML: {e}") from None
-    raw = _merge(raw, _env_overrides(env))
+    raw = _merge(raw, _env_overrides(env, _secret_envs(raw)))
     if overrides:
         raw = _merge(raw, {k: v for k, v in overrides.items() if v is not None})
     try:

@@ -122,9 +122,13 @@ def cost_of(usage: Usage, price: Price) -> Cost:
     )
 
 
-def usd_number(amount: Decimal) -> float | int:
-    """A Decimal as a JSON number. ``float`` prints the shortest repr that round-trips, which for our
-    pico-quantised amounts (< 16 significant digits) is exactly the decimal value."""
-    if amount == amount.to_integral_value():
-        return int(amount)
-    return float(amount)
+def usd_decimal(amount: Decimal) -> str:
+    """The one shape of money in every API response: a plain decimal string, exact to the pico-dollar,
+    never in exponent notation and without trailing zeros (``"0.000006"``, ``"12.5"``, ``"0"``,
+    ``"-1.5"``). A JSON float would print 6e-06 and lose digits past about 16."""
+    return usd_str(to_pico(amount))
+
+
+# The former name: it returned a JSON number; it now returns the decimal string, so every caller
+# (the usage extension in gateway/relay.py among them) emits the one shape.
+usd_number = usd_decimal

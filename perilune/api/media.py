@@ -18,6 +18,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from perilune.accounting.pricing import usd_decimal
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, PayloadTooLarge, Unsupported
 from perilune.gateway.pipeline import Call
@@ -190,7 +191,7 @@ class _TranscriptionEncoder(OpenAIEncoder):
         usage = served.usage or Usage()
         cost = served.cost.total_usd if served.cost is not None else Decimal(0)
         out = {"x-perilune-provider": served.provider, "x-perilune-audio-seconds": str(usage.audio_seconds),
-               "x-perilune-cost-usd": str(cost)}
+               "x-perilune-cost-usd": usd_decimal(cost)}
         if usage.estimated:
             out["x-perilune-estimated"] = "true"
         return out

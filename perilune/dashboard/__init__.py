@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from perilune.dashboard import manage, views
+from perilune.dashboard import balance, manage, views
 from perilune.dashboard.page import SECURITY_HEADERS
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -30,7 +30,7 @@ def routes(app: web.Application) -> None:
     r.add_get("/dashboard/keys", manage.keys)
     r.add_post("/dashboard/keys", manage.create_key)
     r.add_post("/dashboard/keys/{key_id}/revoke", manage.revoke_key)
-    r.add_get("/dashboard/balance", manage.balance)
+    r.add_get("/dashboard/balance", balance.balance_page)
     r.add_post("/dashboard/balance/alerts", manage.balance_alerts)
     r.add_get("/dashboard/static/{filename}", static_file)
 

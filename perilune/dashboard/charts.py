@@ -33,14 +33,23 @@ def nice_max(v: float) -> float:
     return 10 * exp
 
 
-def top_series(values: dict[str, list[float]], limit: int = 6) -> list[Series]:
-    """The ``limit`` largest series by total; the rest summed as "other"."""
-    ranked = sorted(values.items(), key=lambda kv: -sum(kv[1]))
-    out = [Series(name, v, PALETTE[i % 7]) for i, (name, v) in enumerate(ranked[:limit])]
-    rest = ranked[limit:]
+def colours_for(ranked_names: Sequence[str], limit: int = 6) -> dict[str, str]:
+    """One colour per name for every chart of a page: the ``limit`` first names (ranked once, e.g. by
+    requests over the whole range) get the palette in order; all others are "other" (grey)."""
+    return {name: PALETTE[i % 7] for i, name in enumerate(ranked_names[:limit])}
+
+
+def top_series(values: dict[str, list[float]], limit: int = 6, colours: dict[str, str] | None = None) -> list[Series]:
+    """The series of the named (coloured) names, in that order; the rest summed as "other". Without
+    ``colours``, the ``limit`` largest series by total."""
+    if colours is None:
+        ranked = sorted(values, key=lambda name: -sum(values[name]))
+        colours = colours_for(ranked, limit)
+    out = [Series(name, values[name], colour) for name, colour in colours.items() if name in values]
+    rest = [v for name, v in values.items() if name not in colours]
     if rest:
-        n = len(rest[0][1])
-        out.append(Series(f"other ({len(rest)})", [sum(v[i] for _, v in rest) for i in range(n)], PALETTE[7]))
+        n = len(rest[0])
+        out.append(Series(f"other ({len(rest)})", [sum(v[i] for v in rest) for i in range(n)], PALETTE[7]))
     return out
 
 

@@ -41,11 +41,23 @@ NAV = (("logs", "Logs"), ("analytics", "Analytics"), ("models", "Models"), ("key
        ("balance", "Balance"))
 
 
-def usd(pico: int | None, digits: int = 3) -> str:
-    """Dollars: cents from $1 up; below, ``digits`` significant digits ($0.000057, never 5.7e-05)."""
+def usd(pico: int | None) -> str:
+    """Dollars, exact to the pico-dollar: at least cents, every significant digit after them
+    ($9.834521, $1,000.00, $0.000006, -$1.50); never rounded, never 5.7e-05."""
     if pico is None:
         return "—"
-    v = from_pico(pico)
+    v = from_pico(int(pico))
+    sign, a = ("-" if v < 0 else ""), abs(v)
+    exponent = a.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{sign}${a:,.{places}f}"
+
+
+def usd_short(pico: int | None, digits: int = 3) -> str:
+    """A rounded amount for chart axes and tooltips only ($0.0012, $1.25)."""
+    if pico is None:
+        return "—"
+    v = from_pico(int(pico))
     if v == 0:
         return "$0"
     sign, a = ("-" if v < 0 else ""), abs(v)
@@ -60,11 +72,19 @@ def plain_usd(pico: int) -> str:
     return f"{from_pico(pico).normalize():f}"
 
 
-def usdf(v: float | int | None) -> str:
-    """A USD amount given as a JSON number (the API's shape)."""
+def usdf(v: str | float | int | None) -> str:
+    """A USD amount in the API's shape (a decimal string), shown exactly."""
     if v is None:
         return "—"
     return usd(int((Decimal(str(v)) * 10**12).to_integral_value()))
+
+
+def price(v: float | int | str | None) -> str:
+    """A catalog price (USD) exactly as the catalog has it ($0.15, $0.000005), or — when there is none."""
+    if v is None:
+        return "—"
+    d = Decimal(str(v))
+    return f"${d.normalize():f}" if d != d.to_integral_value() else f"${int(d)}"
 
 
 def ms(v: float | None) -> str:
@@ -88,7 +108,8 @@ def compact(v: float) -> str:
     return f"{v:.3g}"
 
 
-def utc(t: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+def utc(t: float | None, fmt: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
+    """A time with its zone (the dashboard shows every time in UTC and says so)."""
     return "—" if t is None else datetime.fromtimestamp(t, UTC).strftime(fmt)
 
 
@@ -101,7 +122,8 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("perilune.dashboard", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(usd=usd, usdf=usdf, plain_usd=plain_usd, ms=ms, num=num, utc=utc, iso=iso, compact=compact)
+    env.filters.update(usd=usd, usdf=usdf, price=price, plain_usd=plain_usd, ms=ms, num=num, utc=utc, iso=iso,
+                       compact=compact)
     env.globals.update(nav=NAV, urlencode=urlencode, quote=quote)
     return env
 

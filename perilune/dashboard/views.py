@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from perilune.api.usage import usage_filter
-from perilune.dashboard.charts import Series, stacked_bars, top_series
-from perilune.dashboard.page import Page, compact, page, usd, utc
+from perilune.dashboard.charts import Series, colours_for, stacked_bars, top_series
+from perilune.dashboard.page import Page, compact, page, usd_short, utc
+from perilune.dashboard.transcript import conversation, response_output
 from perilune.errors import NotFound
 from perilune.router.feedback import decision_of
 from perilune.store.usage import (
@@ -84,85 +85,6 @@ async def log_detail(pg: Page) -> web.StreamResponse:
                      output=response_output(body["response"]) if body else [])
 
 
-def _text(content: Any) -> tuple[str, list[str]]:
-    """Text of an OpenAI message content (string or parts) and notes for non-text parts."""
-    if content is None:
-        return "", []
-    if isinstance(content, str):
-        return content, []
-    texts, notes = [], []
-    if isinstance(content, list):
-        for part in content:
-            if not isinstance(part, dict):
-                continue
-            kind = part.get("type")
-            if isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            elif kind == "image_url":
-                url = str((part.get("image_url") or {}).get("url", ""))
-                notes.append("image: " + (url[:60] + "…" if len(url) > 60 else url))
-            else:
-                notes.append(str(kind or "part"))
-    return "\n".join(texts), notes
-
-
-def _calls(calls: Any) -> list[dict[str, str]]:
-    out = []
-    for c in calls or ():
-        fn = c.get("function") or {} if isinstance(c, dict) else {}
-        out.append({"id": str(c.get("id") or "") if isinstance(c, dict) else "",
-                    "name": str(fn.get("name", "")), "arguments": str(fn.get("arguments", ""))})
-    return out
-
-
-def conversation(req: Any) -> list[dict[str, Any]]:
-    """The request as a list of messages (chat), or the prompt / input as one user message."""
-    if not isinstance(req, dict):
-        return []
-    if isinstance(req.get("messages"), list):
-        out = []
-        for m in req["messages"]:
-            if not isinstance(m, dict):
-                continue
-            text, notes = _text(m.get("content"))
-            out.append({"role": str(m.get("role", "?")), "text": text, "notes": notes,
-                        "tool_calls": _calls(m.get("tool_calls")), "tool_call_id": m.get("tool_call_id")})
-        return out
-    for key in ("prompt", "input"):
-        if key in req:
-            v = req[key]
-            return [{"role": key, "text": v if isinstance(v, str) else str(v)[:4000], "notes": [],
-                     "tool_calls": [], "tool_call_id": None}]
-    return []
-
-
-def response_output(resp: Any) -> list[dict[str, Any]]:
-    """What the model answered: one entry per choice (or the error, or an embeddings summary)."""
-    if not isinstance(resp, dict):
-        return []
-    out: list[dict[str, Any]] = []
-    for c in resp.get("choices") or ():
-        if not isinstance(c, dict):
-            continue
-        msg: dict[str, Any] = c["message"] if isinstance(c.get("message"), dict) else {}
-        text, notes = _text(msg.get("content")) if msg else (str(c.get("text") or ""), [])
-        out.append({"index": c.get("index", 0), "text": text, "notes": notes,
-                    "reasoning": msg.get("reasoning_content") or msg.get("reasoning") if msg else None,
-                    "refusal": msg.get("refusal") if msg else None,
-                    "tool_calls": _calls(msg.get("tool_calls")), "finish_reason": c.get("finish_reason")})
-    if isinstance(resp.get("data"), list) and resp.get("object") == "list":
-        dims = [len(d["embedding"]) for d in resp["data"] if isinstance(d, dict)
-                and isinstance(d.get("embedding"), list)]
-        out.append({"index": 0, "text": f"{len(resp['data'])} embedding(s)"
-                    + (f" of {dims[0]} dimensions" if dims else ""), "notes": [], "reasoning": None,
-                    "refusal": None, "tool_calls": [], "finish_reason": None})
-    err = resp.get("error")
-    if isinstance(err, dict):
-        out.append({"index": "error", "text": str(err.get("message") or err.get("type") or err),
-                    "notes": [], "reasoning": None, "refusal": None, "tool_calls": [], "finish_reason": None})
-    return out
-
-
 # ---- analytics ------------------------------------------------------------------------------------
 
 def _buckets(start: float, end: float, size: float) -> list[float]:
@@ -197,6 +119,9 @@ async def analytics(pg: Page) -> web.StreamResponse:
     index = {b: i for i, b in enumerate(buckets)}
     fmt = "%H:%M" if grain == "hour" else "%b %d"
     labels = [utc(b, fmt) for b in buckets]
+    # one colour per app / model in every chart of the page: ranked once, by requests in the range
+    ranked = [str(r.group[by] or "—") for r in sorted(table.rows, key=lambda r: (-r.requests, str(r.group[by])))]
+    colours = colours_for(ranked)
     charts = []
     for metric, title, axis in (("spend", "Spend (USD)", _usd_axis), ("requests", "Requests", compact),
                                 ("tokens", "Tokens", compact)):
@@ -207,15 +132,16 @@ async def analytics(pg: Page) -> web.StreamResponse:
                 continue
             name = str(r.group[by] or "—")
             values.setdefault(name, [0.0] * len(buckets))[i] += _metric(r, metric)
-        series: list[Series] = top_series(values)
+        series: list[Series] = top_series(values, colours=colours)
         charts.append({"id": metric, "title": f"{title} by {by}", "series": series,
                        "svg": stacked_bars(labels, series, title=f"{title} by {by}, per {grain}", fmt=axis)})
     total = summary.rows[0] if summary.rows else None
     accounts = await asyncio.to_thread(pg.services.key_store.list_accounts) if pg.is_admin else []
     return pg.render("analytics.html", active="analytics", rng=rng, by=by, ranges=list(RANGES), charts=charts,
+                     colours=colours,
                      total=total, table=table.rows, grain=grain, percentiles=summary.percentile_method,
                      accounts=accounts)
 
 
 def _usd_axis(v: float) -> str:
-    return usd(round(v * 1e12), 2) if v < 1 else f"${v:,.2f}"
+    return usd_short(round(v * 1e12), 2)

@@ -327,10 +327,19 @@ def check_prefs(prefs: ProviderPrefs, providers: Mapping[str, Provider]) -> None
 
 def _not_configured(model_id: str, names: list[str], candidates: list[Provider]) -> str:
     missing = [f"{p.name} (set {p.api_key_env})" for p in candidates if not p.ready and p.api_key_env]
-    unconfigured = [n for n in names if n not in {p.name for p in candidates}]
+    configured = {p.name for p in candidates}
+    unconfigured = [_how_to_add(n) for n in names if n not in configured]
     parts = []
     if missing:
         parts.append("its provider has no API key: " + ", ".join(missing))
     if unconfigured:
         parts.append("no configured provider serves it; add one of: " + ", ".join(unconfigured))
     return f"The model '{model_id}' cannot be served: " + "; ".join(parts) + "."
+
+
+def _how_to_add(name: str) -> str:
+    """A provider by name, with the environment variable that enables a known one."""
+    from perilune.providers.registry import PRESETS
+
+    preset = PRESETS.get(name)
+    return f"{name} (set {preset.api_key_env})" if preset is not None and preset.api_key_env else name

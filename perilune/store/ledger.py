@@ -80,8 +80,10 @@ class LedgerStore:
         with self.db.engine.connect() as conn:
             return [(r.id, r.account_id, int(r.amount_pusd)) for r in conn.execute(q)]
 
-    def history(self, account_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first: ledger entries and per-request charges together."""
+    def history(self, account_id: str, limit: int = 100,
+                before: tuple[float, str] | None = None) -> list[dict[str, Any]]:
+        """Newest first: ledger entries and per-request charges together; ``before`` = (created_at, id)
+        of the last row of the previous page continues from there (every entry is reachable)."""
         le = sa.select(ledger_entries.c.id, ledger_entries.c.created_at, ledger_entries.c.kind,
                        ledger_entries.c.amount_pusd, ledger_entries.c.actor, ledger_entries.c.reason).where(
             ledger_entries.c.account_id == account_id)
@@ -91,7 +93,10 @@ class LedgerStore:
                        usage_records.c.model_served.label("reason")).where(
             usage_records.c.account_id == account_id, usage_records.c.charged_pusd > 0)
         u = sa.union_all(le, ch).subquery()
-        q = sa.select(u).order_by(u.c.created_at.desc()).limit(limit)
+        q = sa.select(u).order_by(u.c.created_at.desc(), u.c.id.desc()).limit(limit)
+        if before is not None:
+            at, rid = before
+            q = q.where(sa.or_(u.c.created_at < at, sa.and_(u.c.created_at == at, u.c.id < rid)))
         with self.db.engine.connect() as conn:
             return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
@@ -112,6 +117,16 @@ class LedgerStore:
 
     def set_key_limits(self, key_id: str, rpm: int | None, tpm: int | None) -> bool:
         return self._update(api_keys, api_keys.c.id == key_id, rpm_limit=rpm, tpm_limit=tpm)
+
+    def change_limits(self, target: str, target_id: str, changes: dict[str, int | None]) -> bool:
+        """Change only the given limits (``rpm``, ``tpm``; None = unlimited) of a ``key`` or an
+        ``account``; the others stay as they are. False when there is no such key or account."""
+        table = api_keys if target == "key" else accounts
+        values = {f"{name}_limit": v for name, v in changes.items() if name in ("rpm", "tpm")}
+        if not values:
+            with self.db.engine.connect() as conn:
+                return conn.execute(sa.select(table.c.id).where(table.c.id == target_id)).first() is not None
+        return self._update(table, table.c.id == target_id, **values)
 
     def set_alerts(self, account_id: str, thresholds_pusd: list[int], webhook_url: str | None) -> bool:
         return self._update(accounts, accounts.c.id == account_id,

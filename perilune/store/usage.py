@@ -18,7 +18,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from perilune.accounting.pricing import from_pico, usd_number
+from perilune.accounting.pricing import usd_str
 from perilune.store.db import Database
 from perilune.store.tables import usage_payloads, usage_records
 
@@ -138,8 +138,9 @@ def get_record(db: Database, record_id: str, account_id: str | None) -> tuple[Ro
 
 # ---- public shapes --------------------------------------------------------------------------------
 
-def usd(pico: int | None) -> float | int | None:
-    return None if pico is None else usd_number(from_pico(pico))
+def usd(pico: int | None) -> str | None:
+    """Money as every API response shows it: a decimal string (``"0.000006"``), null when unknown."""
+    return None if pico is None else usd_str(int(pico))
 
 
 def tokens_per_s(output_tokens: int | None, generation_ms: float | None) -> float | None:
@@ -185,6 +186,8 @@ def record_json(r: Row) -> Row:
             "cache_usd": usd(r["cache_cost_pusd"]),
             "unit_usd": usd(r["unit_cost_pusd"]),
             "total_usd": usd(r["total_cost_pusd"]),
+            # what the account's balance paid: 0 on the free tier, less than the total if written off
+            "charged_usd": usd(r.get("charged_pusd")),
         },
         "latency_ms": _ms(r["latency_ms"]),
         "ttft_ms": _ms(r["ttft_ms"]),

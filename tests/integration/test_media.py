@@ -70,7 +70,7 @@ def test_images_url(client: openai.OpenAI) -> None:
     u = body["usage"]
     assert u["images"] == 2
     assert d(u["unit_cost_usd"]) == d(u["total_cost_usd"]) == 2 * PER_IMAGE
-    assert u["input_cost_usd"] == u["output_cost_usd"] == u["cache_input_cost_usd"] == 0
+    assert u["input_cost_usd"] == u["output_cost_usd"] == u["cache_input_cost_usd"] == "0"
     assert "prompt_tokens" not in u and "estimated" not in u and u["latency_ms"] > 0
 
 
@@ -128,6 +128,7 @@ def sim_direct(sim_url: str, fmt: str, model: str = "sim-whisper") -> httpx.Resp
 def assert_audio_cost(headers: Any, seconds: Decimal, *, estimated: bool = False) -> None:
     assert d(headers["x-perilune-audio-seconds"]) == seconds
     assert d(headers["x-perilune-cost-usd"]) == seconds * PER_MINUTE / 60
+    assert headers["x-perilune-cost-usd"] == format(d(headers["x-perilune-cost-usd"]).normalize(), "f")  # one shape
     assert headers.get("x-perilune-estimated") == ("true" if estimated else None)
 
 

@@ -193,6 +193,6 @@ def test_embeddings_float_base64_batch(client: openai.OpenAI, gateway: Gateway) 
     raw = httpx.post(gateway.v1 + "/embeddings", headers={"Authorization": f"Bearer {gateway.key}"},
                      json={"model": "sim-embed", "input": "alpha", "encoding_format": "base64"}).json()
     assert isinstance(raw["data"][0]["embedding"], str)
-    assert raw["usage"]["total_cost_usd"] == float(Decimal(raw["usage"]["prompt_tokens"]) * Decimal("0.02") / M)
+    assert raw["usage"]["total_cost_usd"] == format(Decimal(raw["usage"]["prompt_tokens"]) * Decimal("0.02") / M, "f")
     f = client.embeddings.create(model="sim-embed", input="alpha", encoding_format="float", dimensions=8)
     assert len(f.data[0].embedding) == 8

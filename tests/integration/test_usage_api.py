@@ -79,7 +79,8 @@ def test_one_record_per_request_with_every_field(gw: Gateway) -> None:
                             "cache_write_tokens": 0, "reasoning_tokens": 0, "total_tokens": u["total_tokens"],
                             "estimated": False}
     assert rec["cost"] == {"input_usd": u["input_cost_usd"], "output_usd": u["output_cost_usd"],
-                           "cache_usd": u["cache_input_cost_usd"], "unit_usd": 0, "total_usd": u["total_cost_usd"]}
+                           "cache_usd": u["cache_input_cost_usd"], "unit_usd": "0", "total_usd": u["total_cost_usd"],
+                           "charged_usd": u["total_cost_usd"]}
     assert rec["latency_ms"] == pytest.approx(u["latency_ms"], abs=0.01)
     assert rec["ttft_ms"] == pytest.approx(u["ttft_ms"], abs=0.01)
     assert rec["tokens_per_s"] == pytest.approx(u["completion_tokens"] * 1000 / rec["generation_ms"], rel=1e-3)

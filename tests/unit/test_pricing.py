@@ -77,7 +77,10 @@ def test_money_formats() -> None:
     assert usd_str(75_000) == "0.000000075"
     assert usd_str(10 * 10**12) == "10"
     assert usd_str(0) == "0"
-    assert usd_number(D("0.000038")) == 0.000038 and str(usd_number(D("7.5E-8"))) == "7.5e-08"
+    # one shape of money in every API response: a plain decimal string, never in exponent notation
+    assert usd_number(D("0.000038")) == "0.000038" and usd_number(D("7.5E-8")) == "0.000000075"
+    assert usd_number(D("6E-6")) == "0.000006" and usd_number(D("10.00")) == "10" and usd_number(D(0)) == "0"
+    assert usd_number(D("-1.50")) == "-1.5" and usd_number(D("123456789.000000000001")) == "123456789.000000000001"
     assert from_pico(to_pico(D("12.345678901234"))) == D("12.345678901234")
 
 

@@ -22,13 +22,13 @@
       else { document.execCommand("copy"); done(); }
     });
   });
-  // <time datetime> in the reader's own time zone, the UTC text kept as a tooltip
+  // <time datetime> in the reader's own time zone, named, the UTC text kept as a tooltip
   document.querySelectorAll("time[datetime]").forEach(function (t) {
     var d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) return;
-    t.title = t.textContent + " UTC";
+    t.title = t.textContent;
     t.textContent = d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit",
-      minute: "2-digit", second: "2-digit", hour12: false });
+      minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short" });
   });
   // filter panels start closed on narrow screens unless a filter is set
   document.querySelectorAll("details[data-collapse-narrow]").forEach(function (d) {

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import time
 import timeit
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ def outcome(i: int, capture: bool = False) -> UsageEvent:
         request_id=f"req_{i:024x}", started_wall=time.time(), dialect="openai", endpoint="chat",
         model_requested="sim-gpt", model_served="sim-gpt", provider="sim", status=200, error_type=None,
         usage=Usage(input_tokens=120, output_tokens=48, cache_read_tokens=16),
-        cost=Cost(Decimal("0.00012"), Decimal("0.000096"), Decimal("0.000008")), ttft_ms=140.25,
+        cost=Cost(120_000_000, 96_000_000, 8_000_000), ttft_ms=140.25,
         latency_ms=812.5, stream=bool(i % 2), route=(Attempt("sim", "sim-gpt", 200),), charged_pusd=None,
         free_tokens=None, key_id="key_1", account_id="acct_1", app="app", capture=capture,
         payload_request=payload_request, payload_response=payload_response)
@@ -62,7 +61,7 @@ def main() -> None:
     rec._pending.clear()
     captured = [outcome(i, capture=True) for i in range(20_000)]
     it2 = iter(captured)
-    r_capture = per_call_us(lambda: rec.record(next(it2), "key_1", "acct_1", "app"), 4_000)
+    r_capture = per_call_us(lambda: rec.record(next(it2)), 4_000)
     rec._pending.clear()
 
     m = Metrics()
@@ -88,7 +87,7 @@ def main() -> None:
     for j, r in enumerate(rows):
         r["model_served"], r["provider"] = labels[j % 3]
     t_batch = per_call_us(lambda: m.observe_rows(rows), 200) / len(rows)
-    items = [(o, "key_1", "acct_1", "app", None) for o in plain[:10_000]]
+    items = [(o, None) for o in plain[:10_000]]
     t_row = per_call_us(lambda: [to_row(x) for x in items], 5) / len(items)
 
     print(f"{'per request':<62} {'µs':>8}")

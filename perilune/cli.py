@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from perilune.cli_ledger import ledger_app
+from perilune.router.cli import router_app
 from perilune.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="perilune: a self-hosted LLM API gateway.")
@@ -27,6 +28,7 @@ app.add_typer(accounts_app, name="accounts")
 limits_app = typer.Typer(no_args_is_help=True, help="Rate limits of keys and accounts.")
 app.add_typer(limits_app, name="limits")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(router_app, name="router")
 err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME", help="Data directory.")]

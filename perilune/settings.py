@@ -19,7 +19,9 @@ ENV_PREFIX = "PERILUNE_"
 ENV_NOT_SETTINGS = {"PERILUNE_CONFIG", "PERILUNE_ADMIN_KEY", "PERILUNE_E2E", "PERILUNE_TEST_POSTGRES_URL",
                     "PERILUNE_TEST_REDIS_URL", "PERILUNE_WORKER_ID"}
 
-ProviderType = Literal["openai-compatible", "anthropic", "gemini"]
+# "openai": the OpenAI wire format including the Responses API (passed natively); "openai-compatible": chat,
+# completions, embeddings, images, audio only (a /v1/responses request is translated to chat for it).
+ProviderType = Literal["openai", "openai-compatible", "anthropic", "gemini"]
 RoutingPolicy = Literal["order", "price", "latency", "throughput", "weighted"]
 
 
@@ -194,6 +196,22 @@ class Jwt(_Base):
         return hmac + (("RS256", "ES256") if self.jwks_file or self.jwks_url else ())
 
 
+class RouterSettings(_Base):
+    """`[router]`: the semantic router (POST /v1/router)."""
+
+    enabled: bool = True
+    profiles: str | None = None  # a profile file (`perilune router build`); default: the shipped one
+    embedder: str = "auto"  # auto (MiniLM when the router extra is installed, else hashing) | minilm | hashing
+    cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000  # prompts whose cluster weights are kept
+    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # torch threads for MiniLM (0: torch's default)
+    # profile model id -> the catalog model that serves it here (default: the same id)
+    aliases: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.embedder not in ("auto", "minilm", "hashing"):
+            raise ValueError(f"router.embedder must be auto, minilm or hashing, got {self.embedder!r}")
+
+
 class Settings(_Base):
     home: str = "~/.perilune"
     host: str = "127.0.0.1"
@@ -218,6 +236,9 @@ class Settings(_Base):
     usage_queue_size: int = 100_000
     usage_batch_size: int = 500
     usage_flush_s: float = 0.25
+    # "process": usage rows are written by a separate writer process fed over a pipe (measured cheaper for
+    # the event loop, BENCHMARKS.md); "thread": from worker threads of the gateway process
+    usage_writer: Literal["thread", "process"] = "process"
     # usage log & observability (issue 5); 0 days = keep forever
     usage_max_pending_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
     usage_access_log: bool = False  # one JSON log line per request, written by the usage writer
@@ -237,6 +258,7 @@ class Settings(_Base):
     aliases: dict[str, str] = msgspec.field(default_factory=dict)
     resilience: Resilience = msgspec.field(default_factory=Resilience)
     jwt: Jwt | None = None
+    router: RouterSettings = msgspec.field(default_factory=RouterSettings)
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):

@@ -1,8 +1,18 @@
-"""Exact cost of one request, from canonical usage and catalog prices. Decimal throughout."""
+"""Exact cost of one request, from canonical usage and catalog prices, in integer pico-USD.
+
+Catalog prices are Decimal USD per million tokens (per image, per audio minute); each is turned once
+(cached) into an integer number of atto-USD (1e-18 USD) per token, so that a request's cost is integer
+arithmetic: ``tokens x atto`` rounded half-up to the pico-dollar. Every price with up to six decimals
+per million tokens is a whole number of pico-USD per token, so that rounding never changes anything;
+prices with up to twelve decimals (e.g. after a discount) are still exact to the pico-dollar, rounded
+the way Decimal's ROUND_HALF_UP would. Decimal stays at the edges: the catalog, audio seconds, display.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from perilune.accounting.catalog import Price
 from perilune.schema.canonical import Cost, Usage
@@ -11,6 +21,7 @@ MILLION = Decimal(1_000_000)
 PICO = Decimal("1e-12")
 SIXTY = Decimal(60)
 ZERO = Decimal(0)
+ATTO_PER_PICO = 1_000_000  # 1 pico-USD = 1e6 atto-USD
 
 
 def quantize(amount: Decimal) -> Decimal:
@@ -38,26 +49,76 @@ def usd_str(pico: int) -> str:
     return format(from_pico(pico), "f")
 
 
+@dataclass(frozen=True, slots=True)
+class TokenPrice:
+    """A :class:`Price` in integer atto-USD per token (per image for ``image``); ``None`` = not priced."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    image: int | None
+    audio_minute: Decimal | None  # audio seconds are Decimal already; priced at the edge
+
+
+def _atto_per_token(per_million: Decimal) -> int:
+    atto = per_million.scaleb(12)  # USD per 1e6 tokens -> 1e-18 USD per token
+    if atto != atto.to_integral_value():  # more than twelve decimals per million: keep the pico grid
+        atto = quantize(per_million).scaleb(12)
+    return int(atto)
+
+
+_BY_ID: dict[int, tuple[Price, TokenPrice]] = {}  # the entry holds the Price: its id cannot be reused
+
+
+def token_price(price: Price) -> TokenPrice:
+    """The integer form of ``price``, cached by identity first (hashing six Decimals costs more than the
+    arithmetic), then by value (a discounted model's price is a new object each time)."""
+    hit = _BY_ID.get(id(price))
+    if hit is not None and hit[0] is price:
+        return hit[1]
+    tp = _token_price(price)
+    if len(_BY_ID) >= 4096:
+        _BY_ID.clear()
+    _BY_ID[id(price)] = (price, tp)
+    return tp
+
+
+@lru_cache(maxsize=4096)
+def _token_price(price: Price) -> TokenPrice:
+    pin = _atto_per_token(price.input) if price.input is not None else 0
+    return TokenPrice(
+        input=pin,
+        output=_atto_per_token(price.output) if price.output is not None else 0,
+        cache_read=_atto_per_token(price.cache_read) if price.cache_read is not None else pin,
+        cache_write=_atto_per_token(price.cache_write) if price.cache_write is not None else pin,
+        image=to_pico(price.per_image) if price.per_image is not None else None,
+        audio_minute=price.per_audio_minute,
+    )
+
+
+def _pico(atto: int) -> int:
+    """atto-USD (>= 0) to pico-USD, rounded half up."""
+    return (atto + ATTO_PER_PICO // 2) // ATTO_PER_PICO
+
+
 def cost_of(usage: Usage, price: Price) -> Cost:
-    """Cost per provider semantics, already normalised into :class:`Usage`.
+    """Cost per provider semantics, already normalised into :class:`Usage`, in pico-USD.
 
     Cache reads are charged at ``cache_read`` (input price when the model has no cache price); cache
     writes at ``cache_write`` (input price likewise). Reasoning tokens are part of output.
     """
-    pin = price.input or ZERO
-    cache_read = price.cache_read if price.cache_read is not None else pin
-    cache_write = price.cache_write if price.cache_write is not None else pin
-    unit = ZERO
-    if usage.images and price.per_image is not None:
-        unit += usage.images * price.per_image
-    if usage.audio_seconds and price.per_audio_minute is not None:
-        unit += usage.audio_seconds * price.per_audio_minute / SIXTY
+    p = token_price(price)
+    unit = 0
+    if usage.images and p.image is not None:
+        unit += usage.images * p.image
+    if usage.audio_seconds and p.audio_minute is not None:
+        unit += to_pico(usage.audio_seconds * p.audio_minute / SIXTY)
     return Cost(
-        input_usd=quantize(usage.input_tokens * pin / MILLION),
-        output_usd=quantize(usage.output_tokens * (price.output or ZERO) / MILLION),
-        cache_usd=quantize((usage.cache_read_tokens * cache_read + usage.cache_write_tokens * cache_write)
-                           / MILLION),
-        unit_usd=quantize(unit),
+        input_pusd=_pico(usage.input_tokens * p.input),
+        output_pusd=_pico(usage.output_tokens * p.output),
+        cache_pusd=_pico(usage.cache_read_tokens * p.cache_read + usage.cache_write_tokens * p.cache_write),
+        unit_pusd=unit,
     )
 
 

@@ -6,6 +6,11 @@ turns them into rows in a worker thread (also feeding the Prometheus metrics and
 log there), and writes records, payloads and hourly rollups in one transaction
 (:func:`perilune.store.usage_write.insert_batch`).
 
+Where the rows are written (``mode``): ``"process"`` hands each batch to a separate writer process over
+a pipe (:mod:`perilune.accounting.usage_writer`: it inserts, spools and replays on its own; the gateway
+keeps a batch until it is acknowledged and never waits for it); ``"thread"`` inserts from worker threads
+of the gateway process, whose GIL hand-offs are what the process mode takes off the event loop's back.
+
 Nothing is lost and nothing is counted twice:
 
 - Database unreachable: the batch goes to an append-only spool file ``spool/usage-<pid>.jsonl``
@@ -34,75 +39,27 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import orjson
 from sqlalchemy import exc as sa_exc
 
 from perilune.accounting.capture import payload_row
-from perilune.accounting.pricing import to_pico
+from perilune.accounting.usage_rows import Item, Row, generation_ms, to_row
+from perilune.accounting.usage_writer import Batch, WriterClient
 from perilune.metrics import Metrics, RecorderStats
 from perilune.schema.canonical import UsageEvent
 from perilune.store.db import Database
-from perilune.store.usage_write import insert_batch, normalize, ping, sample_of
+from perilune.store.usage_write import insert_batch, normalize, ping
 
 log = logging.getLogger("perilune.usage")
 access_log = logging.getLogger("perilune.access")
 
-Row = dict[str, Any]
-# the request's usage event, and its payload row (observability) or None
-Item = tuple[UsageEvent, Row | None]
+__all__ = ["Item", "Row", "UsageRecorder", "generation_ms", "to_row"]
 _OWNED = re.compile(r"^usage-(\d+)\.jsonl$")
 _CLAIMED = re.compile(r"^usage-.+\.jsonl\.replay-(\d+)$")
-
-
-def generation_ms(o: UsageEvent) -> float | None:
-    """The time the output took: after the first chunk for streams, the whole call otherwise."""
-    if o.latency_ms is None:
-        return None
-    if o.stream and o.ttft_ms is not None and o.latency_ms > o.ttft_ms:
-        return o.latency_ms - o.ttft_ms
-    return o.latency_ms
-
-
-def to_row(item: Item) -> Row:
-    o, payload = item
-    u, c = o.usage, o.cost
-    return {
-        "id": o.request_id,
-        "created_at": o.started_wall,
-        "account_id": o.account_id,
-        "key_id": o.key_id,
-        "app": o.app[:200],  # client-controlled values are cut to their column's size
-        "dialect": o.dialect,
-        "endpoint": o.endpoint,
-        "model_requested": o.model_requested[:200],
-        "model_served": o.model_served,
-        "model": (o.model_served or o.model_requested)[:200],
-        "provider": o.provider,
-        "status": o.status,
-        "error_type": o.error_type[:100] if o.error_type else None,
-        "stream": o.stream,
-        "input_tokens": u.input_tokens if u else None,
-        "output_tokens": u.output_tokens if u else None,
-        "cache_read_tokens": u.cache_read_tokens if u else None,
-        "cache_write_tokens": u.cache_write_tokens if u else None,
-        "reasoning_tokens": u.reasoning_tokens if u else None,
-        "estimated": bool(u and u.estimated),
-        "input_cost_pusd": to_pico(c.input_usd) if c else None,
-        "output_cost_pusd": to_pico(c.output_usd) if c else None,
-        "cache_cost_pusd": to_pico(c.cache_usd) if c else None,
-        "unit_cost_pusd": to_pico(c.unit_usd) if c else None,
-        "total_cost_pusd": to_pico(c.total_usd) if c else None,
-        "latency_ms": o.latency_ms,
-        "ttft_ms": o.ttft_ms,
-        "generation_ms": generation_ms(o),
-        "route": orjson.dumps([[a.provider, a.model, a.status, a.error] for a in o.route]).decode(),
-        "observed": payload is not None,
-        "charged_pusd": o.charged_pusd,
-        "free_tokens": o.free_tokens,
-        "sample": sample_of(o.request_id),
-    }
+IDLE_S = 5.0  # with nothing pending the writer loop wakes this rarely (a record arms the flush timer)
+Mode = Literal["thread", "process"]
 
 
 def _payload_bytes(p: Row | None) -> int:
@@ -114,8 +71,14 @@ class UsageRecorder:
                  flush_s: float = 0.25, max_pending_bytes: int = 64 * 1024 * 1024,
                  payload_max_bytes: int = 1024 * 1024, metrics: Metrics | None = None,
                  access_log: bool = False, probe_s: float = 0.5, probe_max_s: float = 5.0,
-                 stop_timeout_s: float = 10.0, sinks: Sequence[Callable[[list[Row]], None]] = ()) -> None:
+                 stop_timeout_s: float = 10.0, sinks: Sequence[Callable[[list[Row]], None]] = (),
+                 mode: Mode = "thread") -> None:
         self.db = db
+        self.mode = mode
+        self._writer: WriterClient | None = None
+        self._armed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
+        self._own_spool = False  # this process spooled rows itself (process mode: it replays them too)
         self.spool_dir = spool_dir
         self.spool_path = spool_dir / f"usage-{os.getpid()}.jsonl"
         self.rejected_path = spool_dir / f"rejected-usage-{os.getpid()}.jsonl"
@@ -161,6 +124,9 @@ class UsageRecorder:
         n = len(self._pending)
         if n >= self.batch_size:
             self._wake.set()
+        elif not self._armed and self._loop is not None:  # the first event of a batch: flush within flush_s
+            self._armed = True
+            self._loop.call_later(self.flush_s, self._wake.set)
         if n > self.max_pending or self._pending_bytes > self.max_pending_bytes:
             if n > 2 * self.max_pending or self._pending_bytes > 2 * self.max_pending_bytes:
                 # The overflow task cannot keep up (the loop is flooded): spool here, a hard bound.
@@ -174,6 +140,8 @@ class UsageRecorder:
 
     @property
     def db_ok(self) -> bool:
+        if self._writer is not None and self._writer.alive:
+            return self._writer.db_ok
         return self._db_ok
 
     def spool_size(self) -> int:
@@ -186,14 +154,27 @@ class UsageRecorder:
         return total
 
     def stats(self) -> RecorderStats:
-        return RecorderStats(queue_depth=len(self._pending), spool_bytes=self.spool_size(),
-                             written=self.written, spooled=self.spooled, replayed=self.replayed,
-                             db_up=self._db_ok)
+        c = self._writer.counts if self._writer is not None else {"w": 0, "s": 0, "r": 0}
+        depth = len(self._pending) + (self._writer.unacked_rows if self._writer is not None else 0)
+        return RecorderStats(queue_depth=depth, spool_bytes=self.spool_size(), written=self.written + c["w"],
+                             spooled=self.spooled + c["s"], replayed=self.replayed + c["r"], db_up=self.db_ok)
 
     # ---- lifecycle ----
     async def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
+        if self.mode == "process" and _in_memory(self.db.url):
+            log.warning("an in-memory database cannot be shared with a writer process; writing from threads")
+            self.mode = "thread"
+        if self.mode == "process":
+            self._writer = WriterClient(self.db.url, self.db.timeout_s, self.spool_dir, batch_size=self.batch_size,
+                                        probe_s=self.probe_s, probe_max_s=self.probe_max_s, on_lost=self._lost)
+            try:
+                await self._writer.start()
+            except OSError as e:
+                log.error("cannot start the usage writer process (%s); writing from threads", e)
+                self._writer.failed = True
         self._task = asyncio.create_task(self._run(), name="perilune-usage-writer")
         self._overflow_task = asyncio.create_task(self._overflow_loop(), name="perilune-usage-overflow")
 
@@ -217,6 +198,14 @@ class UsageRecorder:
             self._overflow_task.cancel()
             await asyncio.gather(self._overflow_task, return_exceptions=True)
         await self.flush()  # events recorded after the writer exited
+        if self._writer is not None:
+            for rows, payloads in await self._writer.close(self.stop_timeout_s):
+                self._spool(rows, payloads)
+
+    def _lost(self, batches: list[Batch]) -> None:
+        """The writer process is gone for good: spool what it had not acknowledged."""
+        for rows, payloads in batches:
+            self._spool(rows, payloads)
 
     async def flush(self) -> None:
         """Write (or spool) everything pending now."""
@@ -229,14 +218,22 @@ class UsageRecorder:
         while True:
             if not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.flush_s):
+                    async with asyncio.timeout(self.flush_s if self._pending or not self._db_ok else IDLE_S):
                         await self._wake.wait()
             self._wake.clear()
+            self._armed = False
             try:
                 await self.flush()
                 if self._stopping:
                     return
                 now = time.monotonic()
+                if self._writer is not None and self._writer.alive:
+                    # the writer process probes and replays; this process only its own spool, if any
+                    if self._own_spool and self.db_ok and now - last_replay > 1.0:
+                        last_replay = now
+                        self._own_spool = False
+                        await self._replay()
+                    continue
                 if not self._db_ok and now >= self._next_probe:
                     await self._probe()
                 if self._db_ok and now - last_replay > 1.0:
@@ -282,6 +279,14 @@ class UsageRecorder:
 
     async def _write(self, items: list[Item]) -> None:
         if not items:
+            return
+        w = self._writer
+        if w is not None and w.alive:
+            rows, payloads = self._convert(items)  # a few microseconds per row: cheaper than a thread hop
+            if w.unacked_rows + len(rows) <= self.max_pending:
+                w.send(rows, payloads)
+            else:  # the writer is behind (a stuck database): memory stays bounded, the disk takes it
+                await asyncio.to_thread(self._spool, rows, payloads)
             return
         rows, payloads = await asyncio.to_thread(self._convert, items)
         self._inflight, self._inflight_payloads = rows, payloads
@@ -389,6 +394,7 @@ class UsageRecorder:
                 f.flush()
                 os.fsync(f.fileno())
         self.spooled += len(rows)
+        self._own_spool = True
 
     def recover_orphans(self) -> None:
         """Files a dead process had claimed for replay become claimable again."""
@@ -455,6 +461,11 @@ class UsageRecorder:
 
 _ACCESS_FIELDS = ("app", "dialect", "endpoint", "model", "provider", "status", "error_type", "stream",
                   "input_tokens", "output_tokens", "latency_ms", "ttft_ms", "key_id", "account_id")
+
+
+def _in_memory(url: str) -> bool:
+    return url.startswith("sqlite") and (url.rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in url
+                                         or "mode=memory" in url)
 
 
 def _alive(pid: int) -> bool:

@@ -266,6 +266,7 @@ class Lifecycle:
                 raise  # a bug: the route wrapper logs it and records a 500
             self.status, self.error_type = 499, "client_closed_request"
         finally:
+            await opened.close()
             if self.capture:
                 cap = encoder.capture()
                 self.payload_response = cap if cap is not None else self.payload_response

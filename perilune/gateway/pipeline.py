@@ -101,6 +101,12 @@ class Opened:
             async for item in self.rest:
                 yield item
 
+    async def close(self) -> None:
+        """Release the upstream connection now (a client that went away cancels the upstream call)."""
+        rest = self.rest
+        if rest is not None and hasattr(rest, "aclose"):
+            await rest.aclose()
+
 
 Reserve = Callable[[ModelInfo], Awaitable[Reservation | None]]
 

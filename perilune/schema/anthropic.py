@@ -142,7 +142,11 @@ BLOCK_TYPES = ("text", "image", "document", "search_result", "tool_use", "tool_r
 
 
 class InputMessage(_S):
-    role: Literal["user", "assistant"]
+    """A turn. ``system`` turns inside ``messages`` (Anthropic's mid-conversation system messages, which
+    Claude Code sends) hold text only; they pass natively to Anthropic upstreams and are folded into the
+    system prompt for any other (:func:`perilune.schema.convert.to_openai_request`)."""
+
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -291,6 +295,12 @@ def check_tool_results(messages: list[InputMessage]) -> None:
     seen: set[str] = set()
     for i, m in enumerate(messages):
         if isinstance(m.content, str):
+            continue
+        if m.role == "system":
+            for j, b in enumerate(m.content):
+                if not isinstance(b, TextBlock):
+                    raise InvalidRequest(f"messages.{i}.content.{j}: a system message may hold only text blocks.",
+                                         param=f"messages[{i}].content[{j}]")
             continue
         for j, b in enumerate(m.content):
             if isinstance(b, ToolUseBlock):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 JSON = dict[str, Any]
 
@@ -56,16 +56,42 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    input_usd: Decimal = Decimal(0)
-    output_usd: Decimal = Decimal(0)
-    cache_usd: Decimal = Decimal(0)  # cache reads + cache writes
-    unit_usd: Decimal = Decimal(0)  # per image / per audio minute
+class Cost(NamedTuple):
+    """Exact cost in integer pico-USD (1e-12 USD); the ``*_usd`` properties are Decimal views for edges.
+    A NamedTuple: built once per request, and a frozen dataclass's ``__init__`` costs several times more."""
+
+    input_pusd: int = 0
+    output_pusd: int = 0
+    cache_pusd: int = 0  # cache reads + cache writes
+    unit_pusd: int = 0  # per image / per audio minute
+
+    @property
+    def total_pusd(self) -> int:
+        return self.input_pusd + self.output_pusd + self.cache_pusd + self.unit_pusd
+
+    @property
+    def input_usd(self) -> Decimal:
+        return _usd(self.input_pusd)
+
+    @property
+    def output_usd(self) -> Decimal:
+        return _usd(self.output_pusd)
+
+    @property
+    def cache_usd(self) -> Decimal:
+        return _usd(self.cache_pusd)
+
+    @property
+    def unit_usd(self) -> Decimal:
+        return _usd(self.unit_pusd)
 
     @property
     def total_usd(self) -> Decimal:
-        return self.input_usd + self.output_usd + self.cache_usd + self.unit_usd
+        return _usd(self.total_pusd)
+
+
+def _usd(pico: int) -> Decimal:
+    return Decimal(pico).scaleb(-12) if pico else Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)

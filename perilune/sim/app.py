@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-from . import anthropic, gemini, openai, openai_extra, openai_legacy
+from . import anthropic, gemini, openai, openai_extra, openai_legacy, openai_responses
 from .common import (
     FIRST_BYTE_TIMEOUT_S,
     Knobs,
@@ -76,6 +76,7 @@ GEMINI = Personality("gemini", lambda s: gemini.error(s), gemini.check_auth, 503
 _EXACT: dict[tuple[str, str], tuple[Personality, Handler]] = {
     ("POST", "/v1/chat/completions"): (OPENAI, openai.chat_completions),
     ("POST", "/v1/completions"): (OPENAI, openai_legacy.completions),
+    ("POST", "/v1/responses"): (OPENAI, openai_responses.responses),
     ("POST", "/v1/embeddings"): (OPENAI, openai_extra.embeddings),
     ("POST", "/v1/images/generations"): (OPENAI, openai_extra.images),
     ("POST", "/v1/audio/transcriptions"): (OPENAI, openai_extra.transcriptions),

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def outcome(i: int, **kw: Any) -> UsageEvent:
         request_id=f"req_test{i:020x}", started_wall=1_790_000_000.0 + i, dialect="openai", endpoint="chat",
         model_requested="sim-gpt", model_served="sim-gpt", provider="sim", status=200, error_type=None,
         usage=Usage(input_tokens=10, output_tokens=20, cache_read_tokens=3, reasoning_tokens=2),
-        cost=Cost(Decimal("0.00001"), Decimal("0.00004"), Decimal("0.0000015")), ttft_ms=20.0, latency_ms=120.0,
+        cost=Cost(10_000_000, 40_000_000, 1_500_000), ttft_ms=20.0, latency_ms=120.0,
         stream=False, route=(Attempt("sim", "sim-gpt", 200),), charged_pusd=None, free_tokens=None,
         key_id="key", account_id="acct", app="app")
     fields.update(kw)

@@ -131,7 +131,8 @@ class Resilience(_Base):
     retry_max_ms: Annotated[float, msgspec.Meta(ge=0)] = 2000.0
     stats_window_s: Seconds = 60.0  # live figures (GET /v1/providers, latency/throughput routing)
     degraded_error_rate: Fraction = 0.1
-    hedge_quantile: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.9  # of live TTFT; see HedgePolicy
+    hedge_quantile: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.95  # of live TTFT; see HedgePolicy
+    hedge_median_multiple: Annotated[float, msgspec.Meta(ge=0)] = 3.0  # ... at most this many medians (0 = no cap)
     hedge_min_samples: Annotated[int, msgspec.Meta(ge=1)] = 20
     hedge_default_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # before that many samples
     hedge_min_ms: Annotated[float, msgspec.Meta(ge=0)] = 20.0

@@ -28,7 +28,11 @@ from perilune.accounting.recorder import UsageRecorder
 from perilune.accounting.retention import Retention, RetentionPolicy
 from perilune.api import admin, media, ops
 from perilune.api import anthropic as anthropic_api
+from perilune.api import models as models_api
 from perilune.api import openai as openai_api
+from perilune.api import providers as providers_api
+from perilune.api import responses as responses_api
+from perilune.api import router as router_api
 from perilune.api import usage as usage_api
 from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
@@ -37,6 +41,7 @@ from perilune.gateway.auth import KeyCache
 from perilune.gateway.jwt import build_verifier
 from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
+from perilune.gateway.resilience import Health, ReachabilityProbe, policy_from_settings
 from perilune.gateway.routing import Router
 from perilune.limits.base import Limiter
 from perilune.limits.memory import MemoryLimiter
@@ -44,10 +49,12 @@ from perilune.limits.redis import RedisLimiter
 from perilune.metrics import Metrics
 from perilune.providers.base import Provider
 from perilune.providers.registry import build_providers, sim_provider
+from perilune.router.service import RouterCollector, RouterService
 from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
 from perilune.store.ledger import LedgerStore
+from perilune.store.responses import ResponseStore
 
 log = logging.getLogger("perilune")
 
@@ -74,6 +81,10 @@ class Services:
     ready: bool = False
     metrics: Metrics | None = None
     retention: Retention | None = None
+    semantic_router: RouterService | None = None  # POST /v1/router; loaded at start (perilune.router)
+    health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
+    probe: ReachabilityProbe | None = None
+    responses: ResponseStore = field(init=False)  # stored Responses (POST /v1/responses)
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -83,7 +94,8 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     providers = build_providers(settings, env)
     if sim_url:
         providers.update(sim_provider(settings, sim_url))
-    router = Router(catalog, providers)
+    health = Health(policy_from_settings(settings.resilience))
+    router = Router(catalog, providers, settings=settings, health=health)
     upstream = UpstreamClient()
     db = Database(settings.db_url, settings.database_timeout_s)
     key_store = KeyStore(db)
@@ -96,19 +108,37 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
                              max_pending_bytes=settings.usage_max_pending_bytes,
                              payload_max_bytes=settings.observability_max_bytes, metrics=metrics,
                              access_log=settings.usage_access_log, sinks=_sinks(settings),
+                             stop_timeout_s=settings.database_timeout_s + 2.0,
                              mode=settings.usage_writer)
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
     billing = Billing(limiter, accountant, settings.home_path / "spool")
-    s = Services(settings, catalog, providers, router, upstream, Pipeline(router, upstream), billing, Streams(),
+    pipeline = Pipeline(router, upstream, health=health, total_s=settings.timeouts.total_s)
+    s = Services(settings, catalog, providers, router, upstream, pipeline, billing, Streams(),
                  db, key_store, keys, recorder, accountant, ledger)
     s.metrics, s.retention = metrics, Retention(db, RetentionPolicy.from_settings(settings))
+    s.health = health
+    s.probe = ReachabilityProbe(health, [(p.name, p.base_url) for p in providers.values() if p.ready],
+                                interval_s=settings.resilience.reachability_interval_s,
+                                timeout_s=settings.resilience.reachability_timeout_s)
+    s.responses = ResponseStore(db)
     s.model_entries = [public_entry(m, enabled=router.is_available(m), provider=_shown_provider(router, m))
                        for m in catalog]
     s.models_json = orjson.dumps(s.model_entries)
     s.openapi_json = orjson.dumps(openapi_document(__version__))
     return s
+
+
+def _router_service(s: Services) -> RouterService:
+    from perilune.router.service import create
+
+    r = s.settings.router
+    svc = create(r.profiles, r.embedder, s.catalog, s.router.is_available, aliases=r.aliases,
+                 cache_size=r.cache_size, threads=r.threads or None)
+    log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
+             svc.profiles.k, svc.embedder.name, svc.source)
+    return svc
 
 
 def _sinks(settings: Settings) -> list[Any]:
@@ -159,21 +189,19 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     r.add_post("/v1/embeddings", openai_api.embeddings)
     r.add_post("/v1/messages", anthropic_api.messages)
     r.add_post("/v1/messages/count_tokens", anthropic_api.count_tokens)
+    responses_api.routes(app)
     r.add_post("/v1/images/generations", media.image_generations)
     r.add_post("/v1/audio/transcriptions", media.transcriptions)
-    if settings.models_require_key:
-        r.add_get("/v1/models", openai_api.list_models_keyed)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_keyed)
-    else:
-        r.add_get("/v1/models", openai_api.list_models_open)
-        r.add_get("/v1/models/{model:.+}", openai_api.get_model_open)
+    models_api.routes(app, require_key=settings.models_require_key)  # /v1/models, /v1/models/{id}, /
     r.add_get("/health", health)
+    providers_api.routes(app)  # GET /v1/providers
     ops.routes(app, public_metrics=settings.metrics_public)  # /ready, /metrics
     usage_api.routes(app)
     dashboard.routes(app)
     r.add_get("/openapi.json", openapi)
     admin.routes(app)
     account_api.routes(app)
+    router_api.routes(app)
     KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
@@ -187,6 +215,12 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         await s.recorder.start()
         if s.retention is not None:
             await s.retention.start()
+        if s.settings.router.enabled:
+            s.semantic_router = await asyncio.to_thread(_router_service, s)
+            if s.metrics is not None:
+                s.metrics.registry.register(RouterCollector(s.semantic_router.stats))
+        if s.probe is not None:
+            await s.probe.start()
         s.ready = True
 
     async def shutdown(app: web.Application) -> None:
@@ -199,6 +233,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         s = app[SERVICES]
         s.ready = False
         await s.billing.stop()
+        if s.probe is not None:
+            await s.probe.stop()
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

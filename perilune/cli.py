@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from perilune.cli_ledger import ledger_app
+from perilune.router.cli import router_app
 from perilune.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="perilune: a self-hosted LLM API gateway.")
@@ -27,6 +28,7 @@ app.add_typer(accounts_app, name="accounts")
 limits_app = typer.Typer(no_args_is_help=True, help="Rate limits of keys and accounts.")
 app.add_typer(limits_app, name="limits")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(router_app, name="router")
 err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[str | None, typer.Option("--home", envvar="PERILUNE_HOME", help="Data directory.")]
@@ -207,9 +209,15 @@ def sim(
     chunks: Annotated[int | None, typer.Option(help="Content chunks per stream.")] = None,
     chunk_delay_ms: Annotated[float, typer.Option(help="Stream: fixed delay between chunks.")] = 0.0,
     output_tokens: Annotated[int, typer.Option(help="Completion length when max_tokens is absent.")] = 16,
-    fault: Annotated[str | None, typer.Option(help="Inject a fault into every request (429, 500, 503, 529, "
+    fault: Annotated[str | None, typer.Option(help="Inject a fault into every request (400, 429, 500, 503, 529, "
                                               "hang, drop, malformed, error-event, timeout-first-byte).")] = None,
     api_key: Annotated[str | None, typer.Option(help="Require this key, as each provider does.")] = None,
+    fault_rate: Annotated[float, typer.Option(help="Share of requests that get --fault (0..1).")] = 1.0,
+    ttft_jitter_ms: Annotated[float, typer.Option(help="TTFT uniform in [ttft, ttft + jitter].")] = 0.0,
+    slow_tail_rate: Annotated[float, typer.Option(help="Share of requests with a slow TTFT (0..1).")] = 0.0,
+    slow_tail_ms: Annotated[float, typer.Option(help="Extra TTFT of the slow tail.")] = 0.0,
+    context_tokens: Annotated[int, typer.Option(help="Refuse prompts over this many tokens (0 = none).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault / slow-tail draws.")] = None,
 ) -> None:
     """Run the provider simulator (OpenAI, Anthropic and Gemini wire formats)."""
     from perilune.sim import SimConfig
@@ -219,9 +227,15 @@ def sim(
     if fault is not None and fault not in FAULTS:
         err.print(f"[red]error:[/red] --fault must be one of {', '.join(sorted(FAULTS))}, got {fault!r}")
         raise typer.Exit(2)
+    for name, rate in (("--fault-rate", fault_rate), ("--slow-tail-rate", slow_tail_rate)):
+        if not 0 <= rate <= 1:
+            err.print(f"[red]error:[/red] {name} must be between 0 and 1, got {rate}")
+            raise typer.Exit(2)
     run_sim(host, port, SimConfig(latency_ms=latency_ms, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s,
                                   chunks=chunks, chunk_delay_ms=chunk_delay_ms, output_tokens=output_tokens,
-                                  fault=fault, api_key=api_key))
+                                  fault=fault, api_key=api_key, fault_rate=fault_rate,
+                                  ttft_jitter_ms=ttft_jitter_ms, slow_tail_rate=slow_tail_rate,
+                                  slow_tail_ms=slow_tail_ms, context_tokens=context_tokens, seed=seed))
 
 
 @app.command("check-config")

@@ -19,7 +19,10 @@ ENV_PREFIX = "PERILUNE_"
 ENV_NOT_SETTINGS = {"PERILUNE_CONFIG", "PERILUNE_ADMIN_KEY", "PERILUNE_E2E", "PERILUNE_TEST_POSTGRES_URL",
                     "PERILUNE_TEST_REDIS_URL", "PERILUNE_WORKER_ID"}
 
-ProviderType = Literal["openai-compatible", "anthropic", "gemini"]
+# "openai": the OpenAI wire format including the Responses API (passed natively); "openai-compatible": chat,
+# completions, embeddings, images, audio only (a /v1/responses request is translated to chat for it).
+ProviderType = Literal["openai", "openai-compatible", "anthropic", "gemini"]
+RoutingPolicy = Literal["order", "price", "latency", "throughput", "weighted"]
 
 
 class SettingsError(Exception):
@@ -56,6 +59,8 @@ class ProviderConfig(_Base):
     forward_headers: list[str] = msgspec.field(default_factory=list)
     max_connections: int = 0  # 0 = unlimited
     timeouts: Timeouts | None = None
+    # Catalog id -> this provider's price for it (used by the `price` policy and charged when it serves).
+    prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -93,11 +98,45 @@ class ModelConfig(_Base):
     enabled: bool | None = None
     free_max_tokens: int | None = None
     premium: bool | None = None
+    # routing (issue 9): fallback models, the order of this model's providers, hedging
+    fallbacks: list[str] | None = None
+    routing: RoutingPolicy | None = None  # default "order": the configured order of its providers
+    weights: dict[str, Annotated[float, msgspec.Meta(gt=0)]] | None = None  # provider -> weight ("weighted")
+    hedge: bool | None = None  # hedge streamed requests to this model (per request: "hedge": true)
 
     def __post_init__(self) -> None:
         d = self.discount_percentage
         if d is not None and not (Decimal(0) <= d <= Decimal(100)):
             raise ValueError(f"discount_percentage must be between 0 and 100, got {d}")
+
+
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class Resilience(_Base):
+    """`[resilience]`: circuit breakers, retries and hedging per deployment (provider x model)."""
+
+    breaker_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures that open it
+    breaker_error_rate: Fraction = 0.5  # ... or this error rate over breaker_window_s
+    breaker_min_requests: Annotated[int, msgspec.Meta(ge=1)] = 20  # requests in the window before the rate counts
+    breaker_window_s: Seconds = 30.0
+    breaker_cooldown_s: Seconds = 5.0  # first cooldown; doubles per failed probe
+    breaker_cooldown_max_s: Seconds = 60.0
+    retry_after_max_s: Seconds = 300.0  # an upstream's Retry-After is the cooldown, at most this long
+    probe_timeout_s: Seconds = 30.0  # a half-open probe that never reports frees its slot after this
+    retry_rounds: Annotated[int, msgspec.Meta(ge=0)] = 1  # passes over the plan after the first one
+    retry_base_ms: Annotated[float, msgspec.Meta(ge=0)] = 50.0
+    retry_max_ms: Annotated[float, msgspec.Meta(ge=0)] = 2000.0
+    stats_window_s: Seconds = 60.0  # live figures (GET /v1/providers, latency/throughput routing)
+    degraded_error_rate: Fraction = 0.1
+    hedge_quantile: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.9  # of live TTFT; see HedgePolicy
+    hedge_min_samples: Annotated[int, msgspec.Meta(ge=1)] = 20
+    hedge_default_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # before that many samples
+    hedge_min_ms: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+    hedge_max_ms: Annotated[float, msgspec.Meta(gt=0)] = 30_000.0
+    reachability_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0  # TCP connect to each provider; 0 = off
+    reachability_timeout_s: Seconds = 2.0
 
 
 JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -156,6 +195,22 @@ class Jwt(_Base):
         return hmac + (("RS256", "ES256") if self.jwks_file or self.jwks_url else ())
 
 
+class RouterSettings(_Base):
+    """`[router]`: the semantic router (POST /v1/router)."""
+
+    enabled: bool = True
+    profiles: str | None = None  # a profile file (`perilune router build`); default: the shipped one
+    embedder: str = "auto"  # auto (MiniLM when the router extra is installed, else hashing) | minilm | hashing
+    cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000  # prompts whose cluster weights are kept
+    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # torch threads for MiniLM (0: torch's default)
+    # profile model id -> the catalog model that serves it here (default: the same id)
+    aliases: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.embedder not in ("auto", "minilm", "hashing"):
+            raise ValueError(f"router.embedder must be auto, minilm or hashing, got {self.embedder!r}")
+
+
 class Settings(_Base):
     home: str = "~/.perilune"
     host: str = "127.0.0.1"
@@ -198,7 +253,11 @@ class Settings(_Base):
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
+    # `[aliases]`: a model id clients send -> the model (or "provider/model" pin) that serves it
+    aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    resilience: Resilience = msgspec.field(default_factory=Resilience)
     jwt: Jwt | None = None
+    router: RouterSettings = msgspec.field(default_factory=RouterSettings)
 
     def __post_init__(self) -> None:
         if not (0 < self.port < 65536):

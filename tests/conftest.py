@@ -143,7 +143,10 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory, sim_url: str) -> Ite
         home = tmp_path_factory.mktemp("home")
         cfg = home / "perilune.toml"
         cfg.write_text(default_config(sim_url) if config is None else config.replace("{sim_url}", sim_url))
-        full_env = {"PERILUNE_ADMIN_KEY": ADMIN_KEY, "TEST_OPENAI_KEY": "sk-test-openai", **(env or {})}
+        # the semantic router's hashing embedder: with the router extra installed, "auto" would load torch
+        # into every gateway of the session
+        full_env = {"PERILUNE_ADMIN_KEY": ADMIN_KEY, "TEST_OPENAI_KEY": "sk-test-openai",
+                    "PERILUNE_ROUTER__EMBEDDER": "hashing", **(env or {})}
         key, account = first_key(home, cfg, full_env, credit_usd)
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "perilune", "serve", "--home", str(home), "--config",

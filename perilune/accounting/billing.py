@@ -33,7 +33,7 @@ import orjson
 
 from perilune.accounting.catalog import ModelInfo
 from perilune.accounting.pricing import MILLION, to_pico
-from perilune.errors import InvalidRequest, PeriluneError
+from perilune.errors import InvalidRequest, LimitsUnavailable, PeriluneError
 from perilune.limits.base import MIN_FLEXIBLE_OUT, NO_LIMITS, Ask, Limiter, Limits, Ticket
 from perilune.schema.canonical import Cost, Usage
 
@@ -100,6 +100,7 @@ class Billing:
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self.written_off_pusd = 0
+        self._price_cache: dict[str, tuple[ModelInfo, int, int]] = {}
 
     @property
     def remote(self) -> bool:
@@ -127,6 +128,16 @@ class Billing:
         self._persist()
 
     # ---- request path ----
+    def _prices(self, model: ModelInfo) -> tuple[int, int]:
+        """Pico-USD per input token (the dearer of input and cache write) and per output token, rounded
+        up; computed once per model, so the request path reserves in integers."""
+        got = self._price_cache.get(model.id)
+        if got is None or got[0] is not model:
+            p = model.effective_price
+            per_in = _ceil_pico(max(p.input or Decimal(0), p.cache_write or Decimal(0)) / MILLION)
+            got = self._price_cache[model.id] = (model, per_in, _ceil_pico((p.output or Decimal(0)) / MILLION))
+        return got[1], got[2]
+
     async def reserve(self, principal: Principal | None, model: ModelInfo, *, reservation_id: str,
                       prompt_tokens: int, max_output: int | None, n: int = 1, unit_usd: Decimal = Decimal(0),
                       output_param: str = "max_tokens", generates: bool = True) -> Reservation:
@@ -134,23 +145,44 @@ class Billing:
         out = output_limit(model, max_output, n, output_param) if generates else 0
         if principal is None or principal.account_id is None:
             return Reservation(None, out, model)
-        price = model.effective_price
+        in_price, out_price = self._prices(model)
         in_tokens = math.ceil(prompt_tokens * PROMPT_MARGIN) + PROMPT_SLACK
-        in_price = max(price.input or Decimal(0), price.cache_write or Decimal(0))
         acct = self.accountant.account(principal.account_id)
         free = model.free_max_tokens > 0 and not model.premium
         ask = Ask(
             account_id=principal.account_id, key_id=principal.key_id, key_limits=principal.limits,
             account_limits=Limits(acct.rpm_limit, acct.tpm_limit) if acct else NO_LIMITS,
-            in_tokens=in_tokens, in_cost_pusd=_ceil_pico(in_tokens * in_price / MILLION),
-            out_tokens=out, out_price_pusd=_ceil_pico((price.output or Decimal(0)) / MILLION), n=n,
-            unit_cost_pusd=_ceil_pico(unit_usd), flexible=generates and max_output is None,
+            in_tokens=in_tokens, in_cost_pusd=in_tokens * in_price, out_tokens=out, out_price_pusd=out_price,
+            n=n, unit_cost_pusd=_ceil_pico(unit_usd) if unit_usd else 0, flexible=generates and max_output is None,
             min_out=min(MIN_FLEXIBLE_OUT, out) if out else 0, request_id=reservation_id,
             free_model=model.id if free else None, free_quota=model.free_max_tokens if free else 0,
             enforce_balance=self.accountant.enforce_balance,
         )
-        ticket = await self.limiter.admit(ask, self.accountant.load_balance)
+        ticket = await self._admit(ask)
         return Reservation(ticket, ticket.out_tokens if generates else 0, model)
+
+    async def _admit(self, ask: Ask) -> Ticket:
+        """Admission that cannot leak: a client hanging up while Redis answers, or a reply lost to a
+        timeout, leaves a reservation that is released as soon as it is known (or by its id)."""
+        if not self.limiter.remote:
+            return await self.limiter.admit(ask, self.accountant.load_balance)
+        task = asyncio.ensure_future(self.limiter.admit(ask, self.accountant.load_balance))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._release_orphan)
+            raise
+        except LimitsUnavailable:
+            # the script may have run before the connection broke: release by id, once Redis is back
+            self._outbox.append((Ticket(ask, 0, 0, False, 0), 0, 0))
+            raise
+
+    def _release_orphan(self, task: asyncio.Task[Ticket]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        t = asyncio.get_running_loop().create_task(self._settle(task.result(), 0, 0))
+        self._pending.add(t)
+        t.add_done_callback(self._pending.discard)
 
     def charge(self, res: Reservation | None, usage: Usage | None, cost: Cost | None) -> Charge:
         """What the request is charged: its cost, never more than was reserved, nothing when free."""

@@ -191,6 +191,7 @@ def public_entry(m: ModelInfo, *, enabled: bool, provider: str) -> dict[str, Any
         "isEnabled": enabled,
         "supportReasoning": m.reasoning,
         "maxCompletionTokens": m.max_output_tokens,
+        "avgThroughput": None,  # tokens/s measured live (GET /v1/models fills it in; perilune.api.providers)
         "releaseDate": m.release_date,
         "createdAt": m.release_date,
         "updatedAt": m.updated_at,

@@ -23,6 +23,7 @@ from perilune.providers.base import CHAT
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest, parse_body
 from perilune.schema.canonical import JSON
 from perilune.schema.convert import to_openai_request
+from perilune.schema.routing import ProviderPrefs, fallback_models
 
 FORWARDED = ("anthropic-beta",)
 
@@ -40,6 +41,18 @@ def _native(ctx: Ctx, op: str, raw: JSON) -> tuple[Native, JSON]:
         return native, {}
 
 
+def _max_output(ctx: Ctx, model: str, provider: str | ProviderPrefs | None, asked: int) -> int:
+    """Claude Code asks for max_tokens 32000 whatever the model. A model that only non-Anthropic
+    upstreams serve cannot write more than its own output limit anyway, so a larger ask is lowered to
+    that limit rather than refused (dropping what cannot be generated changes no answer). Anthropic's
+    own models keep Anthropic's rule: above the limit is a 400."""
+    deployments = ctx.services.router.resolve(model, CHAT, provider)
+    if any(MESSAGES in d.adapter.supports for d in deployments):
+        return asked
+    caps = [d.model.max_output_tokens for d in deployments if d.model.max_output_tokens]
+    return min(asked, *caps) if caps else asked
+
+
 @endpoint("anthropic", "messages", records=True)
 async def messages(ctx: Ctx) -> web.StreamResponse:
     req, raw = parse_body(await ctx.body(), MessagesRequest)
@@ -48,7 +61,8 @@ async def messages(ctx: Ctx) -> web.StreamResponse:
     lc.observe(req.observability, raw)
     native, chat = _native(ctx, MESSAGES, raw)
     call = Call(CHAT, req.model, chat, stream=bool(req.stream), provider=req.provider,
-                max_output=req.max_tokens, output_param="max_tokens",
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model), hedge=req.hedge,
+                max_output=_max_output(ctx, req.model, req.provider, req.max_tokens), output_param="max_tokens",
                 prompt_tokens=estimate.chat_prompt_tokens(chat or raw), native=native)
     return await ctx.serve(call, anthropic_encoder(lc.capture), {"request-id": ctx.request_id})
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from perilune.errors import PayloadTooLarge, PeriluneError
+from perilune.errors import PayloadTooLarge, PeriluneError, ServerShuttingDown
 from perilune.gateway.auth import Principal
 from perilune.gateway.lifecycle import Lifecycle
-from perilune.gateway.pipeline import Call
+from perilune.gateway.pipeline import ROUTE_HEADER, Call, route_header
 from perilune.gateway.relay import PickEncoder
 from perilune.logs import REQUEST_ID
 
@@ -110,8 +110,17 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
                 return await fn(ctx)
             except PeriluneError as e:
                 lc.fail(e)
-                return error_response(e, dialect, request_id)
+                resp = error_response(e, dialect, request_id)
+                if lc.attempts:
+                    resp.headers[ROUTE_HEADER] = route_header(lc.attempts)
+                return resp
             except asyncio.CancelledError:
+                if lc.shutting_down and (task := asyncio.current_task()) is not None:
+                    task.uncancel()  # the server ended it while stopping: say so, in the client's dialect
+                    err = ServerShuttingDown("The server is shutting down; the request was ended before an "
+                                             "upstream answered.")
+                    lc.fail(err)
+                    return error_response(err, dialect, request_id)
                 if lc.status == 200:
                     lc.status, lc.error_type = 499, "client_closed_request"
                 raise
@@ -123,8 +132,12 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
             finally:
                 await lc.finish()
                 if access_log.isEnabledFor(logging.INFO):
-                    access_log.info("%s %s %d %.1fms", request.method, request.path, lc.status,
-                                    (time.perf_counter() - lc.started) * 1000.0)
+                    ms = round((time.perf_counter() - lc.started) * 1000.0, 1)
+                    access_log.info("%s %s %d %.1fms", request.method, request.path, lc.status, ms, extra={
+                        "fields": {"method": request.method, "path": request.path, "status": lc.status,
+                                   "duration_ms": ms, "app": lc.app_id,
+                                   "model": lc.served.model or lc.model_requested or None,
+                                   "provider": lc.served.provider or None}})
 
         handler.__name__ = fn.__name__
         return handler

@@ -7,7 +7,9 @@ from typing import Any
 
 import msgspec
 
+from perilune.api.account import AlertsBody
 from perilune.api.admin import NewAccount, NewKey
+from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
 from perilune.schema.media import ImageGenerationRequest
 from perilune.schema.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -45,7 +47,7 @@ def _op(summary: str, *, body: str | None = None, tag: str, secured: bool = True
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, NewAccount,
-         NewKey, MessagesRequest, CountTokensRequest],
+         NewKey, MessagesRequest, CountTokensRequest, AlertsBody, ResponsesRequest],
         ref_template="#/components/schemas/{name}")
     components["Error"] = {
         "type": "object",
@@ -73,6 +75,12 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/v1/completions": {"post": _op("Create a (legacy) completion", body="CompletionRequest",
                                             tag="openai", stream=True)},
             "/v1/embeddings": {"post": _op("Create embeddings", body="EmbeddingRequest", tag="openai")},
+            "/v1/responses": {"post": _op("Create a response (OpenAI's Responses API, any model)",
+                                          body="ResponsesRequest", tag="openai", stream=True)},
+            "/v1/responses/{response_id}": {"get": _op("A stored response", tag="openai"),
+                                            "delete": _op("Delete a stored response", tag="openai")},
+            "/v1/responses/{response_id}/input_items": {"get": _op("The input items of a stored response",
+                                                                   tag="openai")},
             "/v1/messages": {"post": _op("Create a message (Anthropic dialect, any model); errors use "
                                          "Anthropic's envelope", body="MessagesRequest", tag="anthropic",
                                          stream=True)},
@@ -90,6 +98,10 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/health": {"get": _op("Liveness and readiness", tag="ops", secured=False)},
             "/ready": {"get": _op("Readiness: 503 while the database is unreachable", tag="ops", secured=False)},
             "/metrics": {"get": _op("Prometheus metrics (admin key unless metrics_public)", tag="ops")},
+            "/v1/balance": {"get": _op("The key's account: balance, spend today and this month, alert settings",
+                                       tag="account")},
+            "/v1/balance/alerts": {"post": _op("Set low-balance alert thresholds and webhook; answers the balance",
+                                               body="AlertsBody", tag="account")},
             "/v1/usage/records": {"get": _op("Usage records, newest first (?from=&to=&app=&model=&provider="
                                              "&status=&key_id=&limit=&cursor=); an account key sees its "
                                              "own account", tag="usage")},

@@ -10,26 +10,33 @@ from aiohttp import web
 
 from perilune import __version__
 from perilune.api.common import Ctx, endpoint
+from perilune.errors import StoreUnavailable
 from perilune.metrics import CONTENT_TYPE
 from perilune.store.usage_write import ping
 
 PING_TIMEOUT_S = 2.0
 PING_CACHE_S = 1.0
 _last: dict[int, tuple[float, bool]] = {}  # id(database) -> (checked at, reachable); a cache, not state
+_pinging: dict[int, asyncio.Future[None]] = {}  # a ping still running (a silent database) is not repeated
 
 
 async def database_reachable(ctx: Ctx) -> bool:
-    """One ``SELECT 1`` at most every PING_CACHE_S per database, bounded by PING_TIMEOUT_S."""
+    """One ``SELECT 1`` at most every PING_CACHE_S per database, bounded by PING_TIMEOUT_S. A ping that
+    outlives its bound keeps running (the database layer's own deadline ends it) and no second one is
+    started meanwhile, so a silent database cannot tie up the worker threads."""
     db = ctx.services.db
     now = time.monotonic()
     seen = _last.get(id(db))
     if seen is not None and now - seen[0] < PING_CACHE_S:
         return seen[1]
+    running = _pinging.get(id(db))
+    if running is None or running.done():
+        running = _pinging[id(db)] = asyncio.ensure_future(asyncio.to_thread(ping, db))
+        running.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen here or by a later call
     try:
-        async with asyncio.timeout(PING_TIMEOUT_S):
-            await asyncio.to_thread(ping, db)
+        await asyncio.wait_for(asyncio.shield(running), PING_TIMEOUT_S)
         ok = True
-    except Exception:
+    except (TimeoutError, StoreUnavailable):
         ok = False
     _last[id(db)] = (time.monotonic(), ok)
     return ok

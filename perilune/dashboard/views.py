@@ -14,6 +14,7 @@ from perilune.api.usage import usage_filter
 from perilune.dashboard.charts import Series, stacked_bars, top_series
 from perilune.dashboard.page import Page, compact, page, usd, utc
 from perilune.errors import NotFound
+from perilune.router.feedback import decision_of
 from perilune.store.usage import (
     UsageFilter,
     distinct_values,
@@ -76,7 +77,8 @@ async def log_detail(pg: Page) -> web.StreamResponse:
     rec, payload = got
     r = record_json(rec)
     body = payload_json(payload)
-    return pg.render("log_detail.html", active="logs", r=r, rec=rec, payload=body,
+    routed = (await asyncio.to_thread(decision_of, pg.services.db, record_id)) if rec["endpoint"] == "router" else None
+    return pg.render("log_detail.html", active="logs", r=r, rec=rec, payload=body, router=routed,
                      expired=bool(rec["observed"] and payload is None),
                      messages=conversation(body["request"]) if body else [],
                      output=response_output(body["response"]) if body else [])

@@ -70,10 +70,13 @@ class AnthropicConvertedEncoder(_Base):
         return _message_body(to_anthropic_message(result, message_id(served.request_id)), served)
 
     def start(self, served: Served) -> bytes:
-        usage = {"input_tokens": served.prompt_tokens, "output_tokens": 0}
+        """message_start carries the prompt's count: the upstream's when it reported it before the first
+        delta (Gemini does), else the local estimate, flagged ``estimated``."""
+        known = served.usage
         name, payload = self._enc.start(message_id(served.request_id), served.upstream_model,
-                                        {"provider": served.provider})
-        payload["message"]["usage"] = usage
+                                        {"provider": served.provider},
+                                        input_tokens=known.prompt_tokens if known else served.prompt_tokens,
+                                        estimated=known is None)
         return _event(name, payload)
 
     def item(self, item: JSON, served: Served) -> bytes:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from perilune.accounting import estimate
@@ -31,7 +32,7 @@ from perilune.accounting.billing import Billing, Charge, Reservation
 from perilune.accounting.catalog import ModelInfo
 from perilune.accounting.pricing import cost_of
 from perilune.errors import PeriluneError, ServerShuttingDown
-from perilune.gateway.pipeline import Call, Opened, Pipeline
+from perilune.gateway.pipeline import ROUTE_HEADER, Call, Opened, Pipeline, route_header
 from perilune.gateway.relay import Encoder, PickEncoder, Served, Tally, relay_stream
 from perilune.schema.canonical import JSON, Attempt, Usage, UsageEvent
 from perilune.tokens import count_tokens
@@ -46,7 +47,8 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 
 
 class Streams:
-    """The streams open in this process, so that shutdown can end them properly."""
+    """The generation requests in flight in this process (streams above all), so that shutdown can let
+    them finish for a grace period and then end them properly."""
 
     def __init__(self) -> None:
         self.open: set[Lifecycle] = set()
@@ -63,13 +65,14 @@ class Streams:
             self.idle.set()
 
     async def close(self, grace_s: float) -> None:
-        """Let open streams finish for ``grace_s``; then end each with an error event in its dialect."""
+        """Let requests in flight finish for ``grace_s``; then end each: a stream with an error event in
+        its dialect, a request still waiting for its upstream with a 503 ``server_shutdown``."""
         if self.open:
-            log.info("waiting up to %.0f s for %d open streams", grace_s, len(self.open))
+            log.info("waiting up to %.0f s for %d requests in flight", grace_s, len(self.open))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.idle.wait(), grace_s)
         if self.open:
-            log.warning("ending %d streams still open after the grace period", len(self.open))
+            log.warning("ending %d requests still in flight after the grace period", len(self.open))
             for lc in list(self.open):
                 lc.stop_for_shutdown()
             try:
@@ -157,6 +160,15 @@ class Lifecycle:
         self.model_requested = self.model_requested or call.model
         self.stream = call.stream
         self.served.prompt_tokens = call.prompt_tokens
+        self._task = asyncio.current_task()
+        self.streams.add(self)
+        try:
+            return await self._serve(call, pick, headers)
+        finally:
+            self.streams.discard(self)
+
+    async def _serve(self, call: Call, pick: PickEncoder, headers: Mapping[str, str] | None
+                     ) -> web.StreamResponse:
         opened = await self.pipeline.open(call, lambda m: self._reserve(call, m), self.attempts, self.started,
                                           self.request.headers)
         self.opened = opened
@@ -164,7 +176,8 @@ class Lifecycle:
         s.provider, s.model, s.upstream_model, s.native = d.provider.name, d.model.id, d.upstream_model, opened.native
         s.ttft_ms, s.route = opened.ttft_ms, self.attempts
         encoder = pick(opened.native)
-        extra = dict(headers or {})
+        self.alias = opened.alias
+        extra = {**(headers or {}), ROUTE_HEADER: route_header(self.attempts)}
         if opened.result is not None:
             result = opened.result
             if call.billed:
@@ -173,8 +186,9 @@ class Lifecycle:
                                             output_tokens=_output_estimate(result.body, opened.native),
                                             estimated=True))
             body = encoder.body(result.body, s)
-            if self.capture:
-                self.payload_response = result.body
+            if self.capture:  # the response as the client got it
+                self.payload_response = orjson.loads(body) if encoder.body_type == "application/json" \
+                    else body.decode("utf-8", "replace")
             return web.Response(body=body, headers={"Content-Type": encoder.body_type,
                                                     "x-request-id": self.request_id, **extra,
                                                     **encoder.headers(s)})
@@ -197,14 +211,14 @@ class Lifecycle:
         return self.reservation
 
     def account(self, usage: Usage) -> None:
-        """The usage is known: cost and charge follow, once."""
+        """The usage is known (or has grown, while a stream runs): cost and charge follow."""
         s = self.served
-        if s.usage is not None or self.opened is None:
+        if self.opened is None or s.usage is usage:
             return
         s.usage = usage
         if self.opened.decoder is not None:
             s.upstream_usage = self.opened.decoder.upstream_usage
-        s.cost = cost_of(usage, self.opened.deployment.model.effective_price)
+        s.cost = cost_of(usage, self.opened.deployment.price)  # the serving provider's price for the model
         charge = self.billing.charge(self.reservation, usage, s.cost)
         s.charged_pusd, s.free_tokens = charge.charged_pusd, charge.free_tokens
         s.latency_ms = (time.perf_counter() - self.started) * 1000.0
@@ -222,14 +236,13 @@ class Lifecycle:
 
     async def _stream(self, opened: Opened, encoder: Encoder, extra: dict[str, str]) -> web.StreamResponse:
         resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": self.request_id, **extra})
-        self._task = asyncio.current_task()
-        self.streams.add(self)
         decoder = opened.decoder
         try:
             await resp.prepare(self.request)
             await relay_stream(opened.items(), encoder, self.served, resp.write, self.tally,
                                lambda: self.account(self._partial_usage()),
-                               lambda: decoder is not None and decoder.usage is not None)
+                               lambda: decoder is not None and decoder.usage is not None
+                               and decoder.usage is not self.served.usage)
             self.account(self._partial_usage())
             await resp.write(encoder.finish(self.served))
             await resp.write_eof()
@@ -253,7 +266,7 @@ class Lifecycle:
                 raise  # a bug: the route wrapper logs it and records a 500
             self.status, self.error_type = 499, "client_closed_request"
         finally:
-            self.streams.discard(self)
+            await opened.close()
             if self.capture:
                 cap = encoder.capture()
                 self.payload_response = cap if cap is not None else self.payload_response
@@ -299,10 +312,12 @@ class Lifecycle:
 
     def event(self) -> UsageEvent:
         s, p = self.served, self.principal
+        last = self.attempts[-1] if self.attempts else None  # nothing served: name what failed last
         charged = s.charged_pusd if s.charged_pusd is not None else (0 if self.reservation else None)
         return UsageEvent(
             request_id=self.request_id, started_wall=s.started_wall, dialect=self.dialect, endpoint=self.endpoint,
-            model_requested=self.model_requested, model_served=s.model, provider=s.provider, status=self.status,
+            model_requested=self.model_requested, model_served=s.model or (last.model if last else ""),
+            provider=s.provider or (last.provider if last else ""), status=self.status,
             error_type=self.error_type, usage=s.usage, cost=s.cost, ttft_ms=s.ttft_ms, latency_ms=s.latency_ms,
             stream=self.stream, route=tuple(self.attempts), charged_pusd=charged,
             free_tokens=s.free_tokens if s.usage is not None else None,

@@ -13,9 +13,10 @@ granted output limit is written into the request sent upstream.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 
 import aiohttp
@@ -24,11 +25,13 @@ from perilune._http import UpstreamClient
 from perilune._sse import SSEDecoder
 from perilune.accounting import estimate
 from perilune.accounting.billing import Reservation
-from perilune.accounting.catalog import ModelInfo
-from perilune.errors import PeriluneError, UpstreamError, UpstreamUnavailable
-from perilune.gateway.routing import Deployment, Router
+from perilune.accounting.catalog import ModelInfo, Price
+from perilune.errors import PeriluneError, UpstreamTimeout, UpstreamUnavailable
+from perilune.gateway.resilience import Attempts, Deadline, Health, Try
+from perilune.gateway.routing import Deployment, Plan, Router
 from perilune.providers.base import Result, StreamDecoder
 from perilune.schema.canonical import JSON, Attempt, Usage
+from perilune.schema.routing import ProviderPrefs
 
 NO_HEADERS: Mapping[str, str] = {}
 PEEK_ITEMS = 16  # items read ahead, at most, while waiting for the first content of a stream
@@ -63,7 +66,9 @@ class Call:
     model: str
     body: JSON  # the canonical (OpenAI-shaped) request; {} when it has none
     stream: bool = False
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None  # a pin, or the request's provider preferences
+    fallbacks: tuple[str, ...] | None = None  # models tried after this one; None: the model's configured ones
+    hedge: bool | None = None  # None: as configured for the model
     max_output: int | None = None  # the client's output limit per choice; None: not given
     output_param: str = "max_tokens"  # its name in the client's dialect (named in a 400)
     n: int = 1
@@ -87,6 +92,7 @@ class Opened:
     rest: AsyncIterator[JSON] | None = None
     decoder: StreamDecoder | None = None
     ttft_ms: float | None = None
+    alias: str | None = None  # the alias the client asked for, when [aliases] resolved it
 
     async def items(self) -> AsyncIterator[JSON]:
         for item in self.head:
@@ -94,6 +100,12 @@ class Opened:
         if self.rest is not None:
             async for item in self.rest:
                 yield item
+
+    async def close(self) -> None:
+        """Release the upstream connection now (a client that went away cancels the upstream call)."""
+        rest = self.rest
+        if rest is not None and hasattr(rest, "aclose"):
+            await rest.aclose()
 
 
 Reserve = Callable[[ModelInfo], Awaitable[Reservation | None]]
@@ -115,34 +127,55 @@ def _has_content(item: JSON, native: bool) -> bool:
 
 
 class Pipeline:
-    def __init__(self, router: Router, upstream: UpstreamClient) -> None:
+    def __init__(self, router: Router, upstream: UpstreamClient, *, health: Health | None = None,
+                 total_s: float = 600.0) -> None:
         self.router = router
         self.upstream = upstream
+        self.health = health or router.health or Health()
+        self.attempts = Attempts(self.health)
+        self.total_s = total_s  # timeouts.total_s: the whole request, every attempt and the relay
 
     async def open(self, call: Call, reserve: Reserve, attempts: list[Attempt], started: float,
                    headers: Mapping[str, str] = NO_HEADERS) -> Opened:
-        """Try each deployment in order until one answers; retryable failures fall through."""
+        """Try the plan (the model's deployments, then its fallbacks') until one answers: failures of a
+        provider fall through, open breakers are skipped, a failed pass is retried after a backoff, a
+        late first token can be hedged; all within the request's total deadline."""
         native = call.native
-        deployments = self.router.resolve(call.model, call.op, call.provider)
+        plan = self.router.plan(call.model, call.op, call.provider, call.fallbacks,
+                                prompt_tokens=call.prompt_tokens or None, hedge=call.hedge)
         if native is not None and native.unconvertible is not None:
-            deployments = [d for d in deployments if native.serves(d)]
-            if not deployments:
+            kept = [d for d in plan if native.serves(d)]
+            if not kept:
                 raise native.unconvertible
-        for i, d in enumerate(deployments):
-            res = await reserve(d.model)
-            t0 = time.perf_counter()
-            try:
-                opened = await self._try(call, d, res, headers, started)
-            except UpstreamError as e:
-                attempts.append(Attempt(d.provider.name, d.model.id, e.status_code, e.kind,
-                                        (time.perf_counter() - t0) * 1000.0))
-                if e.retryable and i + 1 < len(deployments):
-                    continue
-                raise
-            attempts.append(Attempt(d.provider.name, d.model.id, 200, None, (time.perf_counter() - t0) * 1000.0,
-                                    opened.ttft_ms))
+            plan = Plan(kept, plan.requested, plan.alias, plan.hedge)
+        priced = _reservation_models(plan)
+        deadline = Deadline(self.total_s - (time.perf_counter() - started), time.monotonic)
+
+        reserving = asyncio.Lock()  # a hedge's attempts share their model's reservation: reserve one at a time
+
+        async def open_(d: Deployment) -> Opened:
+            async with reserving:
+                res = await reserve(priced.get(d.model.id, d.model))
+            opened = await self._try(call, d, res, headers, started, deadline)
+            opened.alias = plan.requested if plan.alias is not None else None
             return opened
-        raise AssertionError("router returned no deployment")  # pragma: no cover - resolve() raises first
+
+        async def close(o: Opened) -> None:
+            if isinstance(o.rest, AsyncGenerator):
+                await o.rest.aclose()
+
+        tries: list[Try] = []
+        try:
+            _, opened = await self.attempts.run(plan, open_, deadline=deadline, tries=tries, hedge=plan.hedge,
+                                                close=close)
+        finally:
+            attempts.extend(Attempt(t.provider, t.model, t.status or 499, t.error, t.latency_ms, t.ttft_ms)
+                            for t in tries)
+        if opened.result is not None and opened.result.usage is not None:
+            elapsed_s = (time.perf_counter() - started)
+            self.health.finish(opened.deployment, True, latency_ms=elapsed_s * 1000.0,
+                               tokens_per_s=_rate(opened.result.usage.output_tokens, elapsed_s))
+        return opened
 
     def _build(self, call: Call, d: Deployment, res: Reservation | None, headers: Mapping[str, str]
                ) -> tuple[bool, object]:
@@ -168,7 +201,7 @@ class Pipeline:
         return is_native, req
 
     async def _try(self, call: Call, d: Deployment, res: Reservation | None, headers: Mapping[str, str],
-                   started: float) -> Opened:
+                   started: float, deadline: Deadline) -> Opened:
         is_native, req = self._build(call, d, res, headers)
         op = call.native.op if is_native and call.native is not None else call.op
         resp = await self.upstream.open(d.provider, req)  # type: ignore[arg-type]
@@ -185,7 +218,7 @@ class Pipeline:
             raise UpstreamUnavailable(f"{d.provider.name} did not stream (content-type {resp.content_type}): "
                                       f"{body[:200]!r}", code="upstream_not_streaming")
         decoder = d.adapter.stream_decoder(op, d.provider.name)
-        rest = self._chunks(d, resp, decoder)
+        rest = self._chunks(d, resp, decoder, deadline)
         head: list[JSON] = []
         try:  # read ahead to the first content: a failure before it may still fall over
             async for item in rest:
@@ -193,20 +226,26 @@ class Pipeline:
                 if _has_content(item, is_native) or len(head) >= PEEK_ITEMS:
                     break
         except BaseException:
+            await rest.aclose()
             resp.close()
             raise
         ttft = (time.perf_counter() - started) * 1000.0
         return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft)
 
-    async def _chunks(self, d: Deployment, resp: aiohttp.ClientResponse, decoder: StreamDecoder
-                      ) -> AsyncIterator[JSON]:
+    async def _chunks(self, d: Deployment, resp: aiohttp.ClientResponse, decoder: StreamDecoder,
+                      deadline: Deadline) -> AsyncGenerator[JSON, None]:
         sse = SSEDecoder()
+        started, ok = time.perf_counter(), False
         try:
             async for data in self.upstream.iter_bytes(d.provider, resp):
+                if deadline.expired:
+                    raise UpstreamTimeout(f"{d.provider.name}: the request's total deadline (timeouts.total_s) "
+                                          "passed mid-stream", code="deadline_exceeded")
                 for event in sse.feed(data):
                     for chunk in decoder.feed(event):
                         yield chunk
                     if decoder.done:
+                        ok = True
                         return
             for event in sse.flush():
                 for chunk in decoder.feed(event):
@@ -214,5 +253,43 @@ class Pipeline:
             if not decoder.done and decoder.usage is None:
                 raise UpstreamUnavailable(f"{d.provider.name} ended the stream before it was complete",
                                           code="upstream_stream_truncated")
+            ok = True
+        except PeriluneError:
+            self.health.finish(d, False)  # failed after its first content: counts against its breaker
+            raise
         finally:
             resp.close()
+            if ok:  # a complete stream: its speed feeds the live figures (throughput routing, /v1/providers)
+                elapsed_s = time.perf_counter() - started
+                out = decoder.usage.output_tokens if decoder.usage is not None else 0
+                self.health.finish(d, True, latency_ms=elapsed_s * 1000.0, tokens_per_s=_rate(out, elapsed_s))
+
+
+ROUTE_HEADER = "x-perilune-route"
+PRICE_FIELDS = tuple(f.name for f in fields(Price))
+
+
+def route_header(route: Sequence[Attempt]) -> str:
+    """The attempts of a request as ``provider/model:status`` entries, in order (499 = a hedge's loser)."""
+    return ", ".join(f"{a.provider}/{a.model}:{a.status}" for a in route)
+
+
+def _rate(tokens: int, seconds: float) -> float | None:
+    return tokens / seconds if tokens > 0 and seconds > 0 else None
+
+
+def _reservation_models(plan: Sequence[Deployment]) -> dict[str, ModelInfo]:
+    """Per model whose providers have their own prices, the model priced at the highest of them (what a
+    reservation must cover whichever provider serves it); the charge is the serving provider's price."""
+    by_model: dict[str, list[Deployment]] = {}
+    for d in plan:
+        by_model.setdefault(d.model.id, []).append(d)
+    out: dict[str, ModelInfo] = {}
+    for model_id, ds in by_model.items():
+        if all(d.price_override is None for d in ds):
+            continue
+        prices = [d.price for d in ds]
+        top = Price(**{f: max((v for p in prices if (v := getattr(p, f)) is not None), default=None)
+                       for f in PRICE_FIELDS})
+        out[model_id] = replace(ds[0].model, price=top, discount_percentage=Decimal(0))
+    return out

@@ -5,8 +5,9 @@ This module is the one place where Redis errors meet the error tree: any failure
 ``RedisError``, a reset or closed transport, a timeout) is a :class:`perilune.errors.LimitsUnavailable`
 (503 ``limits_unavailable``). Money fails closed.
 
-Every reservation is named (``res:<account>`` hash, field = reservation id), so settling is
-idempotent and a settlement retried after a lost reply changes nothing. When Redis comes back empty
+Every reservation is named (``res:<account>`` hash: reservation id -> amount and time), so settling
+is idempotent, a settlement retried after a lost reply changes nothing, and a reservation whose
+admission reply was lost can still be released by its id. When Redis comes back empty
 (a restart without persistence), the ``boot`` key is gone: admissions wait until every instance has
 contributed the charges it made that the database may not hold yet (``contribute``), then each balance
 counter is rebuilt from the database on first use (``INIT``, with a new epoch, taking in charges
@@ -95,15 +96,19 @@ return {'ok', tostring(minute), tostring(day), free and '1' or '0', int(reserved
 SETTLE = """
 local p, key_id, acct, minute, day = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local delta, free, fmodel = tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local reserved, charged, epoch, enforce, rid = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local charged, epoch, enforce, rid = tonumber(ARGV[10]), ARGV[11], ARGV[12], ARGV[13]
 local bk, rk = p..'bal:'..acct, p..'res:'..acct
-local current = (redis.call('EXISTS', bk) == 1) and (redis.call('GET', p..'epoch:'..acct) or '') == epoch
-if redis.call('HDEL', rk, rid) == 0 then
+local held = redis.call('HGET', rk, rid)
+if not held then
+  -- settled already, or reserved from a counter Redis has since lost
+  local current = (redis.call('EXISTS', bk) == 1) and (redis.call('GET', p..'epoch:'..acct) or '') == epoch
   if current or free == '1' or enforce ~= '1' then return {'dup', redis.call('GET', bk) or ''} end
   return {'stale', ''}
 end
+redis.call('HDEL', rk, rid)
+local reserved = tonumber(string.match(held, '^%d+'))
 local function adjust(name)
-  if delta ~= 0 and redis.call('EXISTS', name) == 1 then redis.call('INCRBY', name, delta) end
+  if delta ~= 0 and minute ~= '' and redis.call('EXISTS', name) == 1 then redis.call('INCRBY', name, delta) end
 end
 if key_id ~= '' then adjust(p..'t:k:'..key_id..':'..minute) end
 adjust(p..'t:a:'..acct..':'..minute)
@@ -112,8 +117,9 @@ if free == '1' then
   return {'ok', redis.call('GET', bk) or ''}
 end
 if enforce ~= '1' then return {'ok', ''} end
-if not current then return {'stale', ''} end
-local after = redis.call('INCRBY', bk, tonumber(reserved) - tonumber(charged))
+if redis.call('EXISTS', bk) == 0 then return {'stale', ''} end
+if charged > reserved then charged = reserved end
+redis.call('INCRBY', bk, string.format('%.0f', reserved - charged))
 return {'ok', redis.call('GET', bk)}
 """
 

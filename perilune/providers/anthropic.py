@@ -28,6 +28,7 @@ from perilune._sse import SSEEvent
 from perilune.errors import Unsupported, UpstreamError
 from perilune.providers.anthropic_request import to_anthropic
 from perilune.providers.base import CHAT, Provider, Result, UpstreamRequest, load_object
+from perilune.schema.anthropic import PERILUNE_FIELDS
 from perilune.schema.canonical import JSON, Usage
 
 # Native operations: only this adapter supports them (see perilune.gateway.pipeline.Native).
@@ -35,7 +36,7 @@ MESSAGES = "anthropic.messages"
 COUNT_TOKENS = "anthropic.count_tokens"
 
 ANTHROPIC_VERSION = "2023-06-01"
-OWN_FIELDS = ("provider", "observability")  # perilune's request fields, never sent upstream
+OWN_FIELDS = PERILUNE_FIELDS  # perilune's request fields, never sent upstream
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
           "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}

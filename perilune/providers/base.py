@@ -23,6 +23,7 @@ COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
 IMAGES = "images"
 TRANSCRIPTIONS = "transcriptions"
+RESPONSES = "responses"  # OpenAI's Responses API, passed natively (adapters of hosts that speak it)
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from perilune.providers.base import (
     COMPLETIONS,
     EMBEDDINGS,
     IMAGES,
+    RESPONSES,
     TRANSCRIPTIONS,
     Provider,
     Result,
@@ -38,6 +39,7 @@ PATHS = {
     EMBEDDINGS: "/embeddings",
     IMAGES: "/images/generations",
     TRANSCRIPTIONS: "/audio/transcriptions",
+    RESPONSES: "/responses",
 }
 STREAMABLE = (CHAT, COMPLETIONS)
 
@@ -118,8 +120,47 @@ def _transcription_usage(obj: JSON) -> Usage | None:
     return usage
 
 
+class ResponsesStreamDecoder:
+    """A native Responses event stream: each event passes as it is (the encoder rewrites ids and usage);
+    the final event (response.completed / response.incomplete) carries the usage; ``error`` and
+    ``response.failed`` are upstream errors."""
+
+    __slots__ = ("done", "name", "upstream_usage", "usage")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.usage: Usage | None = None
+        self.upstream_usage: JSON | None = None
+        self.done = False
+
+    def interim_usage(self, output_tokens: int) -> Usage | None:
+        return None  # a Responses stream reports usage only in its final event
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        if event.data == "[DONE]":
+            self.done = True
+            return []
+        obj = load_object(event.data, self.name, "stream event")
+        typ = obj.get("type")
+        if typ == "error":
+            status = 429 if obj.get("code") in ("rate_limit_exceeded", 429) else 502
+            raise status_error(self.name, status, f"error in stream: {obj.get('message')}")
+        if typ == "response.failed":
+            err = (obj.get("response") or {}).get("error") or {}
+            why = err.get("message") if isinstance(err, dict) else err
+            raise status_error(self.name, 502, f"response failed: {why}")
+        if typ in ("response.completed", "response.incomplete"):
+            usage = (obj.get("response") or {}).get("usage")
+            if isinstance(usage, dict):
+                self.usage, self.upstream_usage = Usage.from_openai(usage), usage
+            self.done = True
+        return [obj]
+
+
 class OpenAICompatAdapter:
-    supports = frozenset({CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, TRANSCRIPTIONS})
+    def __init__(self, *, responses: bool = False) -> None:
+        ops = {CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, TRANSCRIPTIONS}
+        self.supports = frozenset(ops | {RESPONSES} if responses else ops)
 
     def build(self, op: str, provider: Provider, model: str, req: JSON, *, stream: bool) -> UpstreamRequest:
         if op == TRANSCRIPTIONS:
@@ -129,7 +170,9 @@ class OpenAICompatAdapter:
                                    data=_form(req, model))
         body: dict[str, Any] = {k: v for k, v in req.items() if k not in PERILUNE_FIELDS}
         body["model"] = model
-        if stream and op in STREAMABLE:
+        if stream and op == RESPONSES:
+            body["stream"] = True
+        elif stream and op in STREAMABLE:
             body["stream"] = True
             opts = body.get("stream_options")
             body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
@@ -153,8 +196,8 @@ class OpenAICompatAdapter:
             usage = _transcription_usage(obj)
         return Result(obj, usage)
 
-    def stream_decoder(self, op: str, name: str = "upstream") -> OpenAIStreamDecoder:
-        return OpenAIStreamDecoder(name)
+    def stream_decoder(self, op: str, name: str = "upstream") -> OpenAIStreamDecoder | ResponsesStreamDecoder:
+        return ResponsesStreamDecoder(name) if op == RESPONSES else OpenAIStreamDecoder(name)
 
     def error(self, name: str, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
         return status_error(name, status, _message(body), headers.get("Retry-After"))

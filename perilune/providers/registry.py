@@ -21,7 +21,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "openai": Preset("openai-compatible", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "openai": Preset("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
     "groq": Preset("openai-compatible", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     "together": Preset("openai-compatible", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "mistral": Preset("openai-compatible", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
@@ -38,6 +38,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 ADAPTERS: dict[str, Adapter] = {
+    "openai": OpenAICompatAdapter(responses=True),
     "openai-compatible": OpenAICompatAdapter(),
     "gemini": GeminiAdapter(),
     "anthropic": AnthropicAdapter(),
@@ -75,7 +76,7 @@ def sim_provider(settings: Settings, base_url: str) -> dict[str, Provider]:
         return Provider(name=name, type=ptype, base_url=url, api_key=None, api_key_env=None, needs_key=False,
                         timeouts=settings.timeouts, forward_headers=("x-sim-*",))
 
-    return {SIM_PROVIDER: make(SIM_PROVIDER, "openai-compatible", base + "/v1"),
+    return {SIM_PROVIDER: make(SIM_PROVIDER, "openai", base + "/v1"),  # its OpenAI personality speaks Responses
             SIM_GEMINI: make(SIM_GEMINI, "gemini", base),
             SIM_ANTHROPIC: make(SIM_ANTHROPIC, "anthropic", base)}
 

@@ -17,6 +17,7 @@ from msgspec import Meta
 
 from perilune.errors import InvalidRequest, MalformedJSON
 from perilune.schema.canonical import JSON
+from perilune.schema.routing import ROUTING_FIELDS, Fallbacks, ModelName, ProviderPrefs
 
 T = TypeVar("T")
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
@@ -141,7 +142,11 @@ BLOCK_TYPES = ("text", "image", "document", "search_result", "tool_use", "tool_r
 
 
 class InputMessage(_S):
-    role: Literal["user", "assistant"]
+    """A turn. ``system`` turns inside ``messages`` (Anthropic's mid-conversation system messages, which
+    Claude Code sends) hold text only; they pass natively to Anthropic upstreams and are folded into the
+    system prompt for any other (:func:`perilune.schema.convert.to_openai_request`)."""
+
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -214,8 +219,11 @@ class MessagesRequest(_S):
     thinking: Thinking | None = None
     metadata: Metadata | None = None
     # perilune's own fields; never forwarded upstream
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
     observability: bool | None = None
+    fallbacks: Fallbacks | None = None
+    fallback_model: ModelName | None = None
+    hedge: bool | None = None
 
 
 class CountTokensRequest(_S):
@@ -225,10 +233,10 @@ class CountTokensRequest(_S):
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
 
 
-PERILUNE_FIELDS = ("provider", "observability")
+PERILUNE_FIELDS = ("provider", "observability", *ROUTING_FIELDS)
 
 
 # ---- parsing ----------------------------------------------------------------------------------
@@ -287,6 +295,12 @@ def check_tool_results(messages: list[InputMessage]) -> None:
     seen: set[str] = set()
     for i, m in enumerate(messages):
         if isinstance(m.content, str):
+            continue
+        if m.role == "system":
+            for j, b in enumerate(m.content):
+                if not isinstance(b, TextBlock):
+                    raise InvalidRequest(f"messages.{i}.content.{j}: a system message may hold only text blocks.",
+                                         param=f"messages[{i}].content[{j}]")
             continue
         for j, b in enumerate(m.content):
             if isinstance(b, ToolUseBlock):

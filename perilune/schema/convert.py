@@ -11,10 +11,15 @@ The reverse directions (OpenAI-dialect clients in front of Anthropic upstreams) 
 :mod:`perilune.providers.anthropic`. When the upstream is Anthropic-typed, none of this runs: the request
 passes through natively (see :class:`perilune.gateway.pipeline.Native`).
 
-Not carried to OpenAI-shaped upstreams, on purpose: ``cache_control`` (OpenAI-compatible hosts cache on
-their own), thinking blocks of earlier turns (their signatures mean nothing elsewhere), ``is_error`` of
-tool results (no OpenAI equivalent; the result text is kept). Content only Anthropic can serve (PDFs by
-URL or file id, server-tool blocks, images inside tool results) is a 400 ``Unsupported``.
+Not carried to OpenAI-shaped upstreams, on purpose (dropping them cannot change what the answer says):
+``cache_control`` (OpenAI-compatible hosts cache on their own), thinking blocks of earlier turns (their
+signatures mean nothing elsewhere), ``is_error`` of tool results (no OpenAI equivalent; the result text
+is kept), ``context_management`` (server-side clearing of old thinking and tool results to save context:
+without it the full history is sent, which only costs tokens), ``thinking.display``, ``service_tier`` and
+any other field this module does not translate. Mid-conversation ``system`` messages join the leading
+system message, in order. ``output_config.effort`` ``max``/``xhigh`` become ``high``. Content only
+Anthropic can serve (PDFs by URL or file id, server-tool blocks, images inside tool results,
+``mcp_servers``, ``container``) is a 400 ``Unsupported``: dropping it would change the answer.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_u
 # thinking.budget_tokens -> reasoning_effort (the adapter's THINKING_BUDGETS, read the other way)
 EFFORTS = ((4096, "low"), (16384, "medium"))
 EFFORT_NAMES = ("low", "medium", "high")  # output_config.effort values OpenAI's reasoning_effort shares
+EFFORT_ALIASES = {"max": "high", "xhigh": "high", "minimal": "low"}
 
 
 # ---- requests ---------------------------------------------------------------------------------
@@ -163,21 +169,29 @@ def _effort(thinking: Any) -> str | None:
     return next((name for limit, name in EFFORTS if budget < limit), "high")
 
 
+def _system_text(system: Any) -> list[str]:
+    """The texts of a system prompt (a string or text blocks; ``cache_control`` has no meaning elsewhere)."""
+    if isinstance(system, str):
+        return [system] if system else []
+    if isinstance(system, list):
+        return [str(b.get("text") or "") for b in system if isinstance(b, dict) and b.get("text")]
+    return []
+
+
 def to_openai_request(req: JSON) -> JSON:
     """A validated Anthropic Messages request -> an OpenAI-shaped chat request."""
     messages: list[JSON] = []
-    system = req.get("system")
-    if isinstance(system, str) and system:
-        messages.append({"role": "system", "content": system})
-    elif isinstance(system, list) and system:
-        messages.append({"role": "system", "content": _content([{"type": "text", "text": b["text"]}
-                                                               for b in system])})
+    system = _system_text(req.get("system"))
     for i, m in enumerate(req["messages"]):
         param = f"messages[{i}].content"
         if m["role"] == "user":
             messages.extend(_user(m["content"], param))
+        elif m["role"] == "system":  # mid-conversation system text joins the system prompt, in order
+            system.extend(_system_text(m["content"]))
         else:
             messages.append(_assistant(m["content"], param))
+    if system:
+        messages.insert(0, {"role": "system", "content": _content([{"type": "text", "text": t} for t in system])})
     out: JSON = {"model": req["model"], "messages": messages, "max_tokens": req["max_tokens"]}
     if req.get("stop_sequences"):
         out["stop"] = list(req["stop_sequences"])
@@ -200,15 +214,15 @@ def to_openai_request(req: JSON) -> JSON:
     if user:
         out["user"] = user
     config = req.get("output_config") or {}
-    effort = _effort(req.get("thinking")) or (config.get("effort") if config.get("effort") in EFFORT_NAMES
-                                              else None)
+    wanted = EFFORT_ALIASES.get(str(config.get("effort")), config.get("effort"))
+    effort = _effort(req.get("thinking")) or (wanted if wanted in EFFORT_NAMES else None)
     if effort:
         out["reasoning_effort"] = effort
     fmt = config.get("format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         schema = {"name": "output", "schema": fmt.get("schema"), "strict": True}
         out["response_format"] = {"type": "json_schema", "json_schema": schema}
-    for name in ("mcp_servers", "container", "context_management"):
+    for name in ("mcp_servers", "container"):
         if req.get(name):
             raise _native_only(f"'{name}'", name)
     return out
@@ -325,10 +339,18 @@ class EventEncoder:
         self.has_tools = False
 
     @staticmethod
-    def start(msg_id: str, model: str, extra: JSON | None = None) -> Event:
+    def start(msg_id: str, model: str, extra: JSON | None = None, *, input_tokens: int | None = None,
+              estimated: bool = True) -> Event:
+        """``message_start``. Its ``usage.input_tokens`` is the prompt's token count, as Anthropic's own
+        message_start carries it: the upstream's exact count when it is known before the first delta
+        (``estimated=False``), else perilune's local estimate, flagged ``"estimated": true``. The final
+        counts follow in message_delta."""
+        usage: JSON = {"input_tokens": input_tokens or 0, "cache_creation_input_tokens": 0,
+                       "cache_read_input_tokens": 0, "output_tokens": 0}
+        if estimated and input_tokens is not None:
+            usage["estimated"] = True
         message: JSON = {"id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
-                         "stop_reason": None, "stop_sequence": None,
-                         "usage": {"input_tokens": 0, "output_tokens": 0}}
+                         "stop_reason": None, "stop_sequence": None, "usage": usage}
         if extra:
             message.update(extra)
         return "message_start", {"type": "message_start", "message": message}

@@ -15,6 +15,7 @@ import orjson
 from msgspec import Meta
 
 from perilune.errors import InvalidRequest, MalformedJSON
+from perilune.schema.routing import ROUTING_FIELDS, Fallbacks, ModelName, ProviderPrefs
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -170,8 +171,11 @@ class ChatCompletionRequest(_S):
     user: str | None = None
     reasoning_effort: str | None = None
     # perilune's own fields; never forwarded upstream
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
     observability: bool | None = None
+    fallbacks: Fallbacks | None = None
+    fallback_model: ModelName | None = None
+    hedge: bool | None = None
 
 
 class CompletionRequest(_S):
@@ -192,8 +196,11 @@ class CompletionRequest(_S):
     suffix: str | None = None
     seed: int | None = None
     user: str | None = None
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
     observability: bool | None = None
+    fallbacks: Fallbacks | None = None
+    fallback_model: ModelName | None = None
+    hedge: bool | None = None
 
 
 class EmbeddingRequest(_S):
@@ -204,11 +211,13 @@ class EmbeddingRequest(_S):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: PositiveInt | None = None
     user: str | None = None
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
     observability: bool | None = None
+    fallbacks: Fallbacks | None = None
+    fallback_model: ModelName | None = None
 
 
-PERILUNE_FIELDS = ("provider", "observability")
+PERILUNE_FIELDS = ("provider", "observability", *ROUTING_FIELDS)
 
 
 def check_input_shape(value: str | list[Any], param: str) -> None:

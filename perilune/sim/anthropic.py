@@ -207,6 +207,9 @@ def messages(req: Request) -> Response | StreamPlan:
         return error(400, "messages: Field required")
     model, max_tokens = str(model), int(body["max_tokens"])
     counter, last_user, has_result = count_input(body)
+    limit_ctx = req.knobs.context_tokens
+    if limit_ctx and counter.total > limit_ctx:
+        return error(400, f"prompt is too long: {counter.total} tokens > {limit_ctx} maximum")
     seed = T.seed_of(model, last_user)
     thinking = body.get("thinking") or {}
     think_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")

@@ -14,6 +14,12 @@ Knobs (global via :class:`SimConfig`, per request via headers that win):
 ``x-sim-fault``        ``429`` ``500`` ``503`` ``529`` ``hang`` ``drop``
                        ``malformed`` ``error-event`` ``timeout-first-byte``
 ``x-sim-cache: read``  Anthropic cache emulation reports reads, not writes
+``x-sim-fault-rate``   share of requests that get the fault (default 1)
+``x-sim-ttft-jitter-ms`` TTFT uniform in [ttft, ttft + jitter]
+``x-sim-slow-tail-rate`` share of requests whose TTFT gets ...
+``x-sim-slow-tail-ms``   ... this much more (a slow tail)
+``x-sim-context-tokens`` prompts longer than this are refused (400, the
+                       provider's "context length" error)
 =====================  =====================================================
 
 A non-streamed answer waits as long as its streamed twin would take in total
@@ -26,9 +32,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from random import Random
 from typing import Any
 
-from . import anthropic, gemini, openai, openai_extra, openai_legacy
+from . import anthropic, gemini, openai, openai_extra, openai_legacy, openai_responses
 from .common import (
     FIRST_BYTE_TIMEOUT_S,
     Knobs,
@@ -69,6 +76,7 @@ GEMINI = Personality("gemini", lambda s: gemini.error(s), gemini.check_auth, 503
 _EXACT: dict[tuple[str, str], tuple[Personality, Handler]] = {
     ("POST", "/v1/chat/completions"): (OPENAI, openai.chat_completions),
     ("POST", "/v1/completions"): (OPENAI, openai_legacy.completions),
+    ("POST", "/v1/responses"): (OPENAI, openai_responses.responses),
     ("POST", "/v1/embeddings"): (OPENAI, openai_extra.embeddings),
     ("POST", "/v1/images/generations"): (OPENAI, openai_extra.images),
     ("POST", "/v1/audio/transcriptions"): (OPENAI, openai_extra.transcriptions),
@@ -143,6 +151,7 @@ def create_app(config: SimConfig | None = None) -> ASGIApp:
     """Build the simulator as a raw ASGI3 callable."""
     cfg = config or SimConfig()
     base = Knobs.from_config(cfg)
+    rng = Random(cfg.seed)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,6 +178,8 @@ def create_app(config: SimConfig | None = None) -> ASGIApp:
             return
         person, handler = route
         knobs = knobs_from_headers(base, headers)
+        if knobs.random:
+            knobs = knobs.draw(rng)
         qs = scope.get("query_string", b"")
         req = Request(method, path, qs.decode("latin-1"), headers, b"".join(chunks), knobs, cfg)
         if cfg.api_key is not None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field, replace
 from itertools import count
+from random import Random
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 FAULTS = frozenset(
     {
+        "400",
         "429",
         "500",
         "503",
@@ -53,6 +55,12 @@ class SimConfig:
     api_key: str | None = None
     chunk_delay_ms: float = 0  # fixed delay between stream chunks
     strict: bool = False  # Anthropic: require the anthropic-version header
+    fault_rate: float = 1.0  # share of requests that get ``fault`` (the others are served normally)
+    ttft_jitter_ms: float = 0  # TTFT is uniform in [ttft_ms, ttft_ms + ttft_jitter_ms]
+    slow_tail_rate: float = 0  # share of requests whose TTFT gets ``slow_tail_ms`` more
+    slow_tail_ms: float = 0
+    context_tokens: int = 0  # prompts over this many tokens are refused as too long (0 = no limit)
+    seed: int | None = None  # seeds the fault / slow-tail draws (None = random)
 
 
 @dataclass(slots=True)
@@ -65,6 +73,11 @@ class Knobs:
     output_tokens: int
     fault: str | None
     cache_read: bool = False
+    fault_rate: float = 1.0
+    ttft_jitter_ms: float = 0
+    slow_tail_rate: float = 0
+    slow_tail_ms: float = 0
+    context_tokens: int = 0
 
     @classmethod
     def from_config(cls, c: SimConfig) -> Knobs:
@@ -76,7 +89,28 @@ class Knobs:
             chunk_delay_ms=c.chunk_delay_ms,
             output_tokens=c.output_tokens,
             fault=c.fault,
+            fault_rate=c.fault_rate,
+            ttft_jitter_ms=c.ttft_jitter_ms,
+            slow_tail_rate=c.slow_tail_rate,
+            slow_tail_ms=c.slow_tail_ms,
+            context_tokens=c.context_tokens,
         )
+
+    @property
+    def random(self) -> bool:
+        """Does serving a request draw random numbers (fault rate, TTFT jitter, slow tail)?"""
+        return bool((self.fault is not None and self.fault_rate < 1) or self.ttft_jitter_ms or self.slow_tail_rate)
+
+    def draw(self, rng: Random) -> Knobs:
+        """This request's knobs: whether the fault hits, and its TTFT (jitter and slow tail)."""
+        k = replace(self)
+        if k.fault is not None and k.fault_rate < 1 and rng.random() >= k.fault_rate:
+            k.fault = None
+        if k.ttft_jitter_ms:
+            k.ttft_ms += rng.uniform(0.0, k.ttft_jitter_ms)
+        if k.slow_tail_rate and rng.random() < k.slow_tail_rate:
+            k.ttft_ms += k.slow_tail_ms
+        return k
 
     @property
     def paced(self) -> bool:
@@ -128,6 +162,16 @@ def knobs_from_headers(base: Knobs, headers: dict[bytes, bytes]) -> Knobs:
             k.fault = f if f in FAULTS else None
         elif key == b"cache":
             k.cache_read = value.strip().lower() == b"read"
+        elif key == b"fault-rate":
+            k.fault_rate = min(_num(value), 1.0)
+        elif key == b"ttft-jitter-ms":
+            k.ttft_jitter_ms = _num(value)
+        elif key == b"slow-tail-rate":
+            k.slow_tail_rate = min(_num(value), 1.0)
+        elif key == b"slow-tail-ms":
+            k.slow_tail_ms = _num(value)
+        elif key == b"context-tokens":
+            k.context_tokens = int(_num(value))
     return k if k is not None else base
 
 

@@ -248,6 +248,15 @@ def chat_completions(req: Request) -> Response | StreamPlan:
         )
     n = max(int(body.get("n") or 1), 1)
     prompt, last_user, last_role = chat_prompt_tokens(messages, body.get("tools"))
+    limit_ctx = req.knobs.context_tokens
+    if limit_ctx and prompt > limit_ctx:
+        return error(
+            400,
+            f"This model's maximum context length is {limit_ctx} tokens. However, your messages resulted "
+            f"in {prompt} tokens. Please reduce the length of the messages.",
+            param="messages",
+            code="context_length_exceeded",
+        )
     seed = T.seed_of(model, last_user)
     reasoning = T.REASONING_TOKENS if "reason" in model else 0
     limit_raw = body.get("max_completion_tokens") or body.get("max_tokens")

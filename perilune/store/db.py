@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,11 @@ def _unavailable(e: BaseException) -> StoreUnavailable:
 
 
 class _Watchdog:
-    """Deadlines for blocking database calls; an overdue connection has its socket shut down."""
+    """Deadlines for blocking database calls; an overdue connection has its socket shut down, and the
+    pool is replaced (its other connections are likely held by the same silent network)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_overdue: Callable[[], None]) -> None:
+        self._on_overdue = on_overdue
         self._lock = threading.Lock()
         self._active: dict[int, tuple[float, Any]] = {}  # id(dbapi conn) -> (deadline, dbapi conn)
         self._heap: list[tuple[float, int, int]] = []
@@ -89,6 +92,11 @@ class _Watchdog:
                         overdue.append(self._active.pop(key)[1])
             for conn in overdue:
                 _shut_down(conn)
+            if overdue:
+                try:
+                    self._on_overdue()
+                except Exception:  # the watchdog must outlive anything the pool does
+                    log.exception("could not replace the connection pool")
 
 
 def _shut_down(dbapi_conn: Any) -> None:
@@ -159,12 +167,19 @@ def _translate_errors(engine: Engine) -> None:
 
 
 def _watch(engine: Engine, timeout_s: float) -> None:
-    dog = _Watchdog()
+    dog = _Watchdog(lambda: engine.dispose(close=False))
     grace = timeout_s + 1.0  # the server-side statement_timeout answers first when the server can
 
-    @sa.event.listens_for(engine, "checkout")
-    def _checkout(dbapi_conn: Any, _rec: Any, _proxy: Any) -> None:
-        dog.arm(dbapi_conn, grace)  # covers the pre-ping
+    ping = engine.dialect.do_ping
+
+    def watched_ping(dbapi_conn: Any) -> bool:  # the pool's pre-ping on checkout has no event of its own
+        dog.arm(dbapi_conn, grace)
+        try:
+            return bool(ping(dbapi_conn))
+        finally:
+            dog.disarm(dbapi_conn)
+
+    engine.dialect.do_ping = watched_ping  # type: ignore[method-assign,assignment]
 
     @sa.event.listens_for(engine, "checkin")
     def _checkin(dbapi_conn: Any, _rec: Any) -> None:

@@ -161,3 +161,52 @@ def _rollup_table(name: str) -> Table:
 
 usage_rollups = _rollup_table("usage_rollups")  # hourly
 usage_rollups_daily = _rollup_table("usage_rollups_daily")
+
+# 0004_feedback: quality scores on logged requests (POST /v1/feedback) and the decisions of routed requests
+request_feedback = Table(
+    "request_feedback",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("account_id", String(40), nullable=True),
+    Column("score", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_request_feedback_updated", "updated_at"),
+)
+
+router_decisions = Table(
+    "router_decisions",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("decision", Text, nullable=False),
+    Index("ix_router_decisions_time", "created_at"),
+)
+
+# Stored Responses (POST /v1/responses with store not false): the Response object as the client got it,
+# and its items (input items with the ids perilune gave them, then output items) for input_items,
+# previous_response_id and item_reference. Scoped to the account that created them.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(40), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("model", String(200), nullable=False, server_default=""),
+    Column("previous_response_id", String(64), nullable=True),
+    Column("body", Text, nullable=False),  # the Response object (JSON)
+    Index("ix_responses_account_time", "account_id", "created_at"),
+)
+
+response_items = Table(
+    "response_items",
+    metadata,
+    Column("response_id", String(64), nullable=False),
+    Column("kind", String(6), nullable=False),  # "input" | "output"
+    Column("position", Integer, nullable=False),
+    Column("id", String(80), nullable=False),  # the item's id
+    Column("account_id", String(40), nullable=False),
+    Column("item", Text, nullable=False),  # the item (JSON)
+    PrimaryKeyConstraint("response_id", "kind", "position", name="pk_response_items"),
+    Index("ix_response_items_account_id", "account_id", "id"),
+)

@@ -180,6 +180,9 @@ def test_stream_raw_event_sequence_and_enriched_usage(gw: Gateway, model: str) -
     ]
     assert events[0]["message"]["provider"] == PROVIDER[model]
     assert events[0]["message"]["model"] == model
+    # message_start carries the prompt's token count (translated streams: the local estimate, flagged)
+    assert events[0]["message"]["usage"]["input_tokens"] == 4 + count_tokens(TEXT)
+    assert events[0]["message"]["usage"].get("estimated") is (True if PROVIDER[model] == "sim" else None)
     delta = events[-2]
     assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
     assert_usage(model, delta["usage"], 4 + count_tokens(TEXT), 16)

@@ -21,7 +21,7 @@ MODELS_JSON = Path(__file__).resolve().parents[2] / "perilune" / "data" / "model
 
 
 def test_models_top_level_array_without_key(gateway: Gateway) -> None:
-    r = httpx.get(gateway.v1 + "/models")
+    r = httpx.get(gateway.v1 + "/models", params={"all": "true"})
     assert r.status_code == 200
     models = r.json()
     assert isinstance(models, list) and len(models) > 40
@@ -42,7 +42,7 @@ def test_models_top_level_array_without_key(gateway: Gateway) -> None:
 
 def test_models_prices_match_catalog_exactly(gateway: Gateway) -> None:
     shipped = {m["id"]: m for m in json.loads(MODELS_JSON.read_text())["models"]}
-    for m in httpx.get(gateway.v1 + "/models").json():
+    for m in httpx.get(gateway.v1 + "/models", params={"all": "true"}).json():
         src = shipped[m["id"]]["price"]
         for ours, theirs in (("input", "input"), ("output", "output"), ("cacheRead", "cache_read"),
                              ("cacheWrite", "cache_write")):

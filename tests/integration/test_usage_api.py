@@ -112,9 +112,10 @@ def test_errors_and_fallbacks_are_recorded(gw: Gateway) -> None:
     r = chat(gw, gw.key, {"model": "sim-gpt", "messages": MSG}, **{"x-sim-fault": "500"})
     assert r.status_code == 502
     rec = wait_record(gw, r.headers["x-request-id"])
-    # both providers serving sim-gpt were tried (the fallback is in the route), both failed
+    # both providers serving sim-gpt were tried (the fallback is in the route), both failed, and the
+    # pass was retried once after a backoff ([resilience] retry_rounds = 1)
     assert rec["status"] == 502 and rec["error_type"] == "upstream_unavailable"
-    assert sorted(a["provider"] for a in rec["route"]) == ["backup", "sim"]
+    assert sorted(a["provider"] for a in rec["route"]) == ["backup", "backup", "sim", "sim"]
     assert all(a["status"] == 502 and a["error"] for a in rec["route"])
     assert rec["provider"] == rec["route"][-1]["provider"]
     # client-controlled values longer than their column are cut, never a batch the database refuses

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from perilune.errors import Unsupported, UpstreamUnavailable
+from perilune.schema.anthropic import CountTokensRequest, MessagesRequest, parse_body
 from perilune.schema.convert import EventEncoder, to_anthropic_message, to_openai_request
 
 JSON = dict[str, Any]
@@ -34,7 +35,7 @@ def call(index: int, args: str, id_: str | None = None, name: str | None = None)
 
 def encode(chunks: list[JSON], usage: JSON | None = None) -> list[tuple[str, JSON]]:
     enc = EventEncoder()
-    events = [enc.start("msg_1", "gpt-x")]
+    events = [enc.start("msg_1", "gpt-x", input_tokens=12)]
     for c in chunks:
         events += enc.feed(c)
     return events + enc.finish(usage or USAGE)
@@ -285,6 +286,42 @@ def test_request_native_only_tools_and_results() -> None:
         to_openai_request({**base, "mcp_servers": [{"type": "url", "url": "https://x"}]})
 
 
+def test_claude_code_request_shapes_translate() -> None:
+    """What Claude Code sends (mid-conversation system turns, context_management, output_config effort
+    'max', cache_control, thinking.display): accepted, and translated or dropped for OpenAI upstreams."""
+    raw = {
+        "model": "sim-gpt", "max_tokens": 32000, "stream": True,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": [{"type": "text", "text": "<system-reminder>today</system-reminder>"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "sig"},
+                                              {"type": "text", "text": "hello"}]},
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "again"},
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 31999, "display": "summarized"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "max"},
+        "metadata": {"user_id": "user_abc"},
+    }
+    typed, _ = parse_body(orjson.dumps(raw), MessagesRequest)
+    assert [m.role for m in typed.messages] == ["user", "system", "assistant", "system", "user"]
+    out = to_openai_request(raw)
+    assert out["messages"] == [
+        {"role": "system", "content": [{"type": "text", "text": "You are Claude Code."},
+                                       {"type": "text", "text": "<system-reminder>today</system-reminder>"},
+                                       {"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"},
+    ]
+    assert out["reasoning_effort"] == "high" and "context_management" not in out
+    assert to_openai_request({**raw, "thinking": None})["reasoning_effort"] == "high"  # effort 'max'
+    count, _ = parse_body(orjson.dumps({k: raw[k] for k in ("model", "messages", "system")}), CountTokensRequest)
+    assert count.messages[1].role == "system"
+
+
 # ---- responses ---------------------------------------------------------------------------------
 
 
@@ -374,10 +411,18 @@ START = (
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                      "output_tokens": 0, "estimated": True},
         },
     },
 )
+
+
+def test_message_start_carries_the_prompt_count() -> None:
+    exact = EventEncoder.start("m", "x", input_tokens=40, estimated=False)[1]["message"]["usage"]
+    assert exact == {"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                     "output_tokens": 0}
+    assert EventEncoder.start("m", "x", input_tokens=7)[1]["message"]["usage"]["estimated"] is True
 
 
 def block_start(i: int, block: JSON) -> tuple[str, JSON]:

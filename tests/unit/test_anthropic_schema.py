@@ -111,9 +111,15 @@ def test_unknown_source_and_choice_types() -> None:
         ({"max_tokens": 0}, "max_tokens", "max_tokens: Expected `int` >= 1"),
         ({"messages": []}, "messages", "messages: Expected `array` of length >= 1"),
         (
-            {"messages": [{"role": "system", "content": "x"}]},
+            {"messages": [{"role": "robot", "content": "x"}]},
             "messages[0].role",
-            "Invalid enum value 'system'",
+            "Invalid enum value 'robot'",
+        ),
+        (
+            {"messages": [{"role": "system", "content": [{"type": "image", "source": {
+                "type": "url", "url": "https://example.com/a.png"}}]}]},
+            "messages[0].content[0]",
+            "a system message may hold only text blocks",
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "text"}]}]},

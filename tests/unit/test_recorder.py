@@ -79,7 +79,8 @@ def test_row_has_every_field() -> None:
         "route": '[["groq","m",503,"upstream_unavailable"],["sim","sim-gpt",200,null]]', "observed": True,
         "charged_pusd": None, "free_tokens": None, "sample": sample_of(o.request_id)}
     failed = to_row((outcome(2, usage=None, cost=None, status=404, error_type="model_not_found",
-                             model_served="", provider="", route=[]), None))
+                             model_served="", provider="", route=(), key_id=None, account_id=None,
+                             app="unknown"), None))
     assert failed["model"] == "sim-gpt" and failed["input_tokens"] is None and failed["total_cost_pusd"] is None
     assert failed["observed"] is False
 

@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from perilune.accounting import estimate
+from perilune.accounting.pricing import from_pico, usd_number
 from perilune.api import openai as openai_api
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, MalformedJSON, NotFound, ServiceUnavailable
@@ -102,7 +103,7 @@ def decision_json(svc: RouterService, d: Decision) -> dict[str, Any]:
         "served_model": d.served_model,
         "cost_weight": d.cost_weight,
         "candidates": [{"model": c.model, "predicted_quality": round(c.predicted_quality, 6),
-                        "expected_cost_usd": c.expected_cost_pusd / 1e12,  # display only
+                        "expected_cost_usd": usd_number(from_pico(c.expected_cost_pusd)),
                         "expected_cost_pusd": c.expected_cost_pusd, "score": round(c.score, 6),
                         "servable": svc.servable(c.model)} for c in d.candidates],
         "cluster": {"index": d.cluster, "weight": round(d.cluster_weight, 6), "k": svc.profiles.k,
@@ -133,7 +134,9 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
     decision = decision_json(svc, d)
     if not opts.execute:
         return ctx.json(orjson.dumps(decision))
-    assert d.served_model is not None  # every candidate of an execution is servable
+    if d.served_model is None:  # it was servable a moment ago: its provider just went away
+        raise ServiceUnavailable(f"The routed model {d.model!r} cannot be served right now.",
+                                 code="routed_model_unavailable")
     chat["model"] = d.served_model
     ctx.services.spawn(feedback.save_decision(ctx.services.db, ctx.request_id, decision))
     return await run_chat(ctx, chat, decision)
@@ -192,8 +195,9 @@ async def profiles(ctx: Ctx) -> web.StreamResponse:
     svc = _service(ctx)
     p = svc.profiles
     data = [{"id": m.id, "validation_size": m.validation_size, "clusters": p.k, "quality": m.quality,
-             "cluster_sizes": m.counts, "accuracy": m.accuracy, "mean_cost_usd": m.mean_cost_pusd / 1e12,
-             "mean_cost_pusd": m.mean_cost_pusd, "mean_prompt_tokens": m.mean_prompt_tokens,
+             "cluster_sizes": m.counts, "accuracy": m.accuracy,
+             "mean_cost_usd": usd_number(from_pico(m.mean_cost_pusd)), "mean_cost_pusd": m.mean_cost_pusd,
+             "mean_prompt_tokens": m.mean_prompt_tokens,
              "mean_output_tokens": m.mean_output_tokens, "served_model": svc.served_id(m.id),
              "servable": svc.servable(m.id), "source": m.source} for m in p.models]
     body = {"object": "list", "data": data, "embedder": p.embedder, "assignment": p.assignment, "clusters": p.k,

@@ -49,7 +49,14 @@ class FeedbackRequest(msgspec.Struct, kw_only=True):
     score: Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
-def _service(ctx: Ctx) -> RouterService:
+async def _service(ctx: Ctx) -> RouterService:
+    loading = ctx.services.router_loading
+    if ctx.services.semantic_router is None and loading is not None:
+        try:
+            await asyncio.shield(loading)  # the embedder is still loading (once, at start)
+        except (OSError, RuntimeError, ValueError, ImportError) as e:
+            raise ServiceUnavailable(f"The semantic router could not load its embedder: {e}",
+                                     code="router_unavailable") from None
     s = ctx.services.semantic_router
     if s is None:
         raise ServiceUnavailable("The semantic router is not enabled on this gateway (router.enabled).",
@@ -116,7 +123,7 @@ def decision_json(svc: RouterService, d: Decision) -> dict[str, Any]:
 
 
 async def _route(ctx: Ctx) -> web.StreamResponse:
-    svc = _service(ctx)
+    svc = await _service(ctx)
     try:
         raw = orjson.loads(await ctx.body())
     except orjson.JSONDecodeError as e:
@@ -192,7 +199,7 @@ async def run_chat(ctx: Ctx, chat: dict[str, Any], decision: dict[str, Any]) -> 
 
 @endpoint("openai", "router_profiles")
 async def profiles(ctx: Ctx) -> web.StreamResponse:
-    svc = _service(ctx)
+    svc = await _service(ctx)
     p = svc.profiles
     data = [{"id": m.id, "validation_size": m.validation_size, "clusters": p.k, "quality": m.quality,
              "cluster_sizes": m.counts, "accuracy": m.accuracy,

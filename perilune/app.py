@@ -54,6 +54,8 @@ from perilune.metrics import Metrics
 from perilune.providers.base import Provider
 from perilune.providers.registry import build_providers, sim_provider
 from perilune.router.service import RouterCollector, RouterService
+from perilune.router.service import from_plan as router_from_plan
+from perilune.router.service import plan as router_plan
 from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
@@ -96,6 +98,7 @@ class Services:
     health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
     probe: ReachabilityProbe | None = None
     responses: ResponseStore = field(init=False)  # stored Responses (POST /v1/responses)
+    router_loading: asyncio.Task[None] | None = None  # a MiniLM embedder loading in the background
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -144,15 +147,28 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     return s
 
 
-def _router_service(s: Services) -> RouterService:
-    from perilune.router.service import create
-
+async def _start_router(s: Services) -> None:
+    """Check the router's profiles and settings now (a configuration error stops the start); build it now,
+    or, when its embedder must load a model (MiniLM: seconds), in the background: /v1/router waits for it."""
     r = s.settings.router
-    svc = create(r.profiles, r.embedder, s.catalog, s.router.is_available, aliases=r.aliases,
-                 cache_size=r.cache_size, threads=r.threads or None)
-    log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
-             svc.profiles.k, svc.embedder.name, svc.source)
-    return svc
+    p = await asyncio.to_thread(router_plan, r.profiles, r.embedder, r.threads or None)
+
+    def build() -> RouterService:
+        svc = router_from_plan(p, s.catalog, s.router.is_available, aliases=r.aliases, cache_size=r.cache_size)
+        if s.metrics is not None:
+            s.metrics.registry.register(RouterCollector(svc.stats))
+        log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
+                 svc.profiles.k, svc.embedder.name, svc.source)
+        return svc
+
+    if not p.slow:
+        s.semantic_router = build()
+        return
+
+    async def load() -> None:
+        s.semantic_router = await asyncio.to_thread(build)
+
+    s.router_loading = asyncio.get_running_loop().create_task(load())
 
 
 def _sinks(settings: Settings) -> list[Any]:
@@ -235,9 +251,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         if s.metrics is not None and s.metrics.shared:
             s.spawn_forever(_publish_metrics(s.metrics))
         if s.settings.router.enabled:
-            s.semantic_router = await asyncio.to_thread(_router_service, s)
-            if s.metrics is not None:
-                s.metrics.registry.register(RouterCollector(s.semantic_router.stats))
+            await _start_router(s)
         if s.probe is not None:
             await s.probe.start()
         s.ready = True
@@ -256,6 +270,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         await s.billing.stop()
         if s.probe is not None:
             await s.probe.stop()
+        if s.router_loading is not None and not s.router_loading.done():
+            s.router_loading.cancel()
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

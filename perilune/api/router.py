@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from perilune.accounting import estimate
+from perilune.accounting.pricing import from_pico, usd_number
 from perilune.api import openai as openai_api
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, MalformedJSON, NotFound, ServiceUnavailable
@@ -48,7 +49,14 @@ class FeedbackRequest(msgspec.Struct, kw_only=True):
     score: Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
-def _service(ctx: Ctx) -> RouterService:
+async def _service(ctx: Ctx) -> RouterService:
+    loading = ctx.services.router_loading
+    if ctx.services.semantic_router is None and loading is not None:
+        try:
+            await asyncio.shield(loading)  # the embedder is still loading (once, at start)
+        except (OSError, RuntimeError, ValueError, ImportError) as e:
+            raise ServiceUnavailable(f"The semantic router could not load its embedder: {e}",
+                                     code="router_unavailable") from None
     s = ctx.services.semantic_router
     if s is None:
         raise ServiceUnavailable("The semantic router is not enabled on this gateway (router.enabled).",
@@ -102,7 +110,7 @@ def decision_json(svc: RouterService, d: Decision) -> dict[str, Any]:
         "served_model": d.served_model,
         "cost_weight": d.cost_weight,
         "candidates": [{"model": c.model, "predicted_quality": round(c.predicted_quality, 6),
-                        "expected_cost_usd": c.expected_cost_pusd / 1e12,  # display only
+                        "expected_cost_usd": usd_number(from_pico(c.expected_cost_pusd)),
                         "expected_cost_pusd": c.expected_cost_pusd, "score": round(c.score, 6),
                         "servable": svc.servable(c.model)} for c in d.candidates],
         "cluster": {"index": d.cluster, "weight": round(d.cluster_weight, 6), "k": svc.profiles.k,
@@ -115,7 +123,7 @@ def decision_json(svc: RouterService, d: Decision) -> dict[str, Any]:
 
 
 async def _route(ctx: Ctx) -> web.StreamResponse:
-    svc = _service(ctx)
+    svc = await _service(ctx)
     try:
         raw = orjson.loads(await ctx.body())
     except orjson.JSONDecodeError as e:
@@ -133,7 +141,9 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
     decision = decision_json(svc, d)
     if not opts.execute:
         return ctx.json(orjson.dumps(decision))
-    assert d.served_model is not None  # every candidate of an execution is servable
+    if d.served_model is None:  # it was servable a moment ago: its provider just went away
+        raise ServiceUnavailable(f"The routed model {d.model!r} cannot be served right now.",
+                                 code="routed_model_unavailable")
     chat["model"] = d.served_model
     ctx.services.spawn(feedback.save_decision(ctx.services.db, ctx.request_id, decision))
     return await run_chat(ctx, chat, decision)
@@ -189,11 +199,12 @@ async def run_chat(ctx: Ctx, chat: dict[str, Any], decision: dict[str, Any]) -> 
 
 @endpoint("openai", "router_profiles")
 async def profiles(ctx: Ctx) -> web.StreamResponse:
-    svc = _service(ctx)
+    svc = await _service(ctx)
     p = svc.profiles
     data = [{"id": m.id, "validation_size": m.validation_size, "clusters": p.k, "quality": m.quality,
-             "cluster_sizes": m.counts, "accuracy": m.accuracy, "mean_cost_usd": m.mean_cost_pusd / 1e12,
-             "mean_cost_pusd": m.mean_cost_pusd, "mean_prompt_tokens": m.mean_prompt_tokens,
+             "cluster_sizes": m.counts, "accuracy": m.accuracy,
+             "mean_cost_usd": usd_number(from_pico(m.mean_cost_pusd)), "mean_cost_pusd": m.mean_cost_pusd,
+             "mean_prompt_tokens": m.mean_prompt_tokens,
              "mean_output_tokens": m.mean_output_tokens, "served_model": svc.served_id(m.id),
              "servable": svc.servable(m.id), "source": m.source} for m in p.models]
     body = {"object": "list", "data": data, "embedder": p.embedder, "assignment": p.assignment, "clusters": p.k,

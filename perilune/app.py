@@ -87,6 +87,13 @@ class Services:
     ready: bool = False
 
     forever: list[asyncio.Task[Any]] = field(default_factory=list)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Work that must finish but need not delay a response (drained at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def spawn_forever(self, coro: Coroutine[Any, Any, None]) -> None:
         """A background loop that runs until shutdown (cancelled then, not awaited)."""
@@ -272,6 +279,8 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
             await s.probe.stop()
         if s.router_loading is not None and not s.router_loading.done():
             s.router_loading.cancel()
+        if s.background:
+            await asyncio.wait(s.background, timeout=10)
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

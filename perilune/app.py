@@ -53,7 +53,7 @@ from perilune.limits.redis import RedisLimiter
 from perilune.metrics import Metrics
 from perilune.providers.base import Provider
 from perilune.providers.registry import build_providers, sim_provider
-from perilune.router.service import RouterCollector, RouterService
+from perilune.router.service import RouterCollector, RouterService, in_daemon_thread
 from perilune.router.service import from_plan as router_from_plan
 from perilune.router.service import plan as router_plan
 from perilune.settings import Settings
@@ -173,7 +173,7 @@ async def _start_router(s: Services) -> None:
         return
 
     async def load() -> None:
-        s.semantic_router = await asyncio.to_thread(build)
+        s.semantic_router = await in_daemon_thread(build)
 
     s.router_loading = asyncio.get_running_loop().create_task(load())
 

@@ -10,6 +10,7 @@ default a profile id is its own catalog id) and whether the gateway can serve th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 import time
@@ -221,3 +222,29 @@ def from_plan(p: Plan, catalog: Catalog, is_servable: Callable[[ModelInfo], bool
               aliases: dict[str, str] | None = None, cache_size: int = 10_000) -> RouterService:
     return RouterService(p.profiles, p.make_embedder(), catalog, is_servable, aliases=aliases,
                          cache_size=cache_size, source=p.source)
+
+
+def in_daemon_thread(fn: Callable[[], RouterService]) -> asyncio.Future[RouterService]:
+    """Run ``fn`` in a daemon thread (a model load must not hold up the process's exit at shutdown, as a
+    thread of the default executor would) and return a future of its result on the running loop."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[RouterService] = loop.create_future()
+
+    def deliver(setter: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+            loop.call_soon_threadsafe(lambda: None if fut.done() else setter())
+
+    def run() -> None:
+        failure: BaseException | None = None
+        try:
+            svc = fn()
+        except BaseException as e:  # handed to the awaiting task, which reports it
+            failure = e
+        if failure is not None:
+            err = failure
+            deliver(lambda: fut.set_exception(err))
+        else:
+            deliver(lambda: fut.set_result(svc))
+
+    threading.Thread(target=run, name="perilune-router-load", daemon=True).start()
+    return fut

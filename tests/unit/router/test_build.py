@@ -142,3 +142,19 @@ def test_shipped_default_profile_covers_the_11_models() -> None:
     assert len(p.models) == 11 and p.embedder == "hashing-1024"
     assert {"gpt-4-1106-preview", "claude-v1", "mistralai/mixtral-8x7b-chat"} <= set(p.by_id())
     assert p.provenance.samples == 2205
+
+
+def test_background_load_hands_back_the_result_or_the_error() -> None:
+    from perilune.router.service import in_daemon_thread
+
+    sentinel = object()
+
+    def boom() -> RouterService:
+        raise ValueError("no model")
+
+    async def main() -> None:
+        assert await in_daemon_thread(lambda: sentinel) is sentinel  # type: ignore[arg-type,return-value]
+        with pytest.raises(ValueError, match="no model"):
+            await in_daemon_thread(boom)
+
+    asyncio.run(main())

@@ -65,7 +65,9 @@ MODELS = {
 
 
 def config(urls: dict[str, str]) -> str:
-    out = ['simulator = "never"', 'log_level = "warning"', ""]
+    # the reachability probe is off so that the dead provider is shut out by its breaker alone (with the
+    # probe on, a refused port is shown down and skipped within reachability_interval_s, before any request)
+    out = ['simulator = "never"', 'log_level = "warning"', "", "[resilience]", "reachability_interval_s = 0", ""]
     for name, providers in MODELS.items():
         out += [f'[models."{name}"]', f"providers = {json.dumps(providers)}", "price = { input = 1, output = 2 }"]
         if name == "b-with-fallback":

@@ -23,12 +23,13 @@ from aiohttp import web
 import perilune.api.account as account_api
 from perilune import __version__, dashboard
 from perilune._http import UpstreamClient
+from perilune._outbound import OutboundPolicy
 from perilune.accounting.billing import Billing
 from perilune.accounting.catalog import Catalog, build_catalog, public_entry
 from perilune.accounting.ledger import Accountant
 from perilune.accounting.recorder import UsageRecorder
 from perilune.accounting.retention import Retention, RetentionPolicy
-from perilune.api import admin, media, ops
+from perilune.api import admin, identities, media, ops
 from perilune.api import anthropic as anthropic_api
 from perilune.api import models as models_api
 from perilune.api import openai as openai_api
@@ -40,6 +41,7 @@ from perilune.api.common import SERVICES, Ctx, endpoint
 from perilune.api.openapi_doc import openapi_document
 from perilune.errors import MethodNotAllowed, NotFound
 from perilune.gateway.auth import KeyCache
+from perilune.gateway.identities import identity_links
 from perilune.gateway.jwt import build_verifier
 from perilune.gateway.lifecycle import Streams
 from perilune.gateway.pipeline import Pipeline
@@ -52,6 +54,8 @@ from perilune.metrics import Metrics
 from perilune.providers.base import Provider
 from perilune.providers.registry import build_providers, sim_provider
 from perilune.router.service import RouterCollector, RouterService
+from perilune.router.service import from_plan as router_from_plan
+from perilune.router.service import plan as router_plan
 from perilune.settings import Settings
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
@@ -83,6 +87,13 @@ class Services:
     ready: bool = False
 
     forever: list[asyncio.Task[Any]] = field(default_factory=list)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Work that must finish but need not delay a response (drained at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def spawn_forever(self, coro: Coroutine[Any, Any, None]) -> None:
         """A background loop that runs until shutdown (cancelled then, not awaited)."""
@@ -94,6 +105,7 @@ class Services:
     health: Health = field(default_factory=Health)  # breakers and live figures per deployment (issue 9)
     probe: ReachabilityProbe | None = None
     responses: ResponseStore = field(init=False)  # stored Responses (POST /v1/responses)
+    router_loading: asyncio.Task[None] | None = None  # a MiniLM embedder loading in the background
 
 
 def build_services(settings: Settings, *, sim_url: str | None = None,
@@ -108,9 +120,11 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     upstream = UpstreamClient()
     db = Database(settings.db_url, settings.database_timeout_s)
     key_store = KeyStore(db)
-    jwt = build_verifier(settings.jwt, env, key_store.ensure_account) if settings.jwt else None
+    outbound = OutboundPolicy.from_settings(settings.outbound)
+    jwt = build_verifier(settings.jwt, env, outbound) if settings.jwt else None
+    links = identity_links(settings, key_store) if settings.jwt else None
     keys = KeyCache(key_store, admin_key=env.get(settings.admin_key_env) or None,
-                    refresh_s=settings.key_refresh_s, jwt=jwt)
+                    refresh_s=settings.key_refresh_s, jwt=jwt, identities=links)
     metrics = Metrics(share_dir=metrics_dir)  # shared: the worker processes of one server add up
     recorder = UsageRecorder(db, settings.home_path / "spool", max_pending=settings.usage_queue_size,
                              batch_size=settings.usage_batch_size, flush_s=settings.usage_flush_s,
@@ -122,6 +136,7 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     ledger = LedgerStore(db)
     limiter: Limiter = RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
     accountant = Accountant(limiter, ledger, enforce_balance=settings.prepaid, refresh_s=settings.key_refresh_s)
+    accountant.outbound = outbound
     billing = Billing(limiter, accountant, settings.home_path / "spool")
     pipeline = Pipeline(router, upstream, health=health, total_s=settings.timeouts.total_s)
     s = Services(settings, catalog, providers, router, upstream, pipeline, billing, Streams(),
@@ -139,15 +154,28 @@ def build_services(settings: Settings, *, sim_url: str | None = None,
     return s
 
 
-def _router_service(s: Services) -> RouterService:
-    from perilune.router.service import create
-
+async def _start_router(s: Services) -> None:
+    """Check the router's profiles and settings now (a configuration error stops the start); build it now,
+    or, when its embedder must load a model (MiniLM: seconds), in the background: /v1/router waits for it."""
     r = s.settings.router
-    svc = create(r.profiles, r.embedder, s.catalog, s.router.is_available, aliases=r.aliases,
-                 cache_size=r.cache_size, threads=r.threads or None)
-    log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
-             svc.profiles.k, svc.embedder.name, svc.source)
-    return svc
+    p = await asyncio.to_thread(router_plan, r.profiles, r.embedder, r.threads or None)
+
+    def build() -> RouterService:
+        svc = router_from_plan(p, s.catalog, s.router.is_available, aliases=r.aliases, cache_size=r.cache_size)
+        if s.metrics is not None:
+            s.metrics.registry.register(RouterCollector(svc.stats))
+        log.info("semantic router: %d profiled models, %d clusters, embedder %s (%s)", len(svc.models),
+                 svc.profiles.k, svc.embedder.name, svc.source)
+        return svc
+
+    if not p.slow:
+        s.semantic_router = build()
+        return
+
+    async def load() -> None:
+        s.semantic_router = await asyncio.to_thread(build)
+
+    s.router_loading = asyncio.get_running_loop().create_task(load())
 
 
 def _sinks(settings: Settings) -> list[Any]:
@@ -174,14 +202,16 @@ async def openapi(ctx: Ctx) -> web.StreamResponse:
     return ctx.json(ctx.services.openapi_json)
 
 
-KNOWN_PATHS: set[str] = set()
-
-
 @endpoint("openai", "fallback", auth="none")
 async def fallback(ctx: Ctx) -> web.StreamResponse:
     path = ctx.request.path
-    if path in KNOWN_PATHS:
-        raise MethodNotAllowed(f"Method {ctx.request.method} is not allowed on {path}.")
+    allowed: set[str] = set()
+    for res in ctx.request.app.router.resources():  # the routes whose path matches, for any method
+        if res.canonical != "/{tail}":
+            allowed |= (await res.resolve(ctx.request))[1]
+    if allowed:
+        raise MethodNotAllowed(f"Method {ctx.request.method} is not allowed on {path}.",
+                               allow=tuple(sorted(allowed)))
     raise NotFound(f"Unknown URL: {ctx.request.method} {path}. See /openapi.json for perilune's API.",
                    code="unknown_url")
 
@@ -210,9 +240,9 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
     dashboard.routes(app)
     r.add_get("/openapi.json", openapi)
     admin.routes(app)
+    identities.routes(app)
     account_api.routes(app)
     router_api.routes(app)
-    KNOWN_PATHS.update(res.canonical for res in r.resources())
     r.add_route("*", "/{tail:.*}", fallback)
 
     async def startup(app: web.Application) -> None:
@@ -228,9 +258,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         if s.metrics is not None and s.metrics.shared:
             s.spawn_forever(_publish_metrics(s.metrics))
         if s.settings.router.enabled:
-            s.semantic_router = await asyncio.to_thread(_router_service, s)
-            if s.metrics is not None:
-                s.metrics.registry.register(RouterCollector(s.semantic_router.stats))
+            await _start_router(s)
         if s.probe is not None:
             await s.probe.start()
         s.ready = True
@@ -249,6 +277,10 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         await s.billing.stop()
         if s.probe is not None:
             await s.probe.stop()
+        if s.router_loading is not None and not s.router_loading.done():
+            s.router_loading.cancel()
+        if s.background:
+            await asyncio.wait(s.background, timeout=10)
         if s.retention is not None:
             await s.retention.stop()
         await s.recorder.stop()

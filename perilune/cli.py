@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from perilune import __version__
+from perilune.cli_identities import identities_app
 from perilune.cli_ledger import ledger_app
 from perilune.router.cli import router_app
 from perilune.settings import Settings, SettingsError, load_settings
@@ -642,6 +643,9 @@ def limits_show(key: KeyOpt = None, account: AccountOpt = None, as_json: JsonOpt
         if not rows:
             raise fail(f"no {kind} {target!r}")
     _show_limits(rows, as_json)
+
+
+app.add_typer(identities_app, name="identities")
 
 
 def main() -> None:

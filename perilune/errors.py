@@ -170,6 +170,13 @@ class MethodNotAllowed(ClientError):
     status = 405
     default_code = "method_not_allowed"
 
+    def __init__(self, message: str, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
+
 
 class PayloadTooLarge(ClientError):
     status = 413

@@ -98,6 +98,7 @@ class ModelConfig(_Base):
     enabled: bool | None = None
     free_max_tokens: int | None = None
     premium: bool | None = None
+    max_dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None  # embeddings
     # routing (issue 9): fallback models, the order of this model's providers, hedging
     fallbacks: list[str] | None = None
     routing: RoutingPolicy | None = None  # default "order": the configured order of its providers
@@ -130,7 +131,8 @@ class Resilience(_Base):
     retry_max_ms: Annotated[float, msgspec.Meta(ge=0)] = 2000.0
     stats_window_s: Seconds = 60.0  # live figures (GET /v1/providers, latency/throughput routing)
     degraded_error_rate: Fraction = 0.1
-    hedge_quantile: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.9  # of live TTFT; see HedgePolicy
+    hedge_quantile: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.95  # of live TTFT; see HedgePolicy
+    hedge_median_multiple: Annotated[float, msgspec.Meta(ge=0)] = 3.0  # ... at most this many medians (0 = no cap)
     hedge_min_samples: Annotated[int, msgspec.Meta(ge=1)] = 20
     hedge_default_ms: Annotated[float, msgspec.Meta(gt=0)] | None = None  # before that many samples
     hedge_min_ms: Annotated[float, msgspec.Meta(ge=0)] = 20.0
@@ -155,7 +157,12 @@ class Jwt(_Base):
     algorithms: list[str] | None = None  # default: HS256 with a secret, RS256 + ES256 with a JWKS
     audience: str | list[str] | None = None  # unset: tokens that carry an `aud` are rejected
     issuer: str | list[str] | None = None
+    # Which account a token acts for (never named by the token itself): an explicit link of its
+    # issuer + subject (perilune identities link), else account_map[value of account_claim], else,
+    # with auto_accounts, an account of its own (id jwt_...); otherwise 403 identity_not_linked.
     account_claim: str = "sub"
+    account_map: dict[str, str] = msgspec.field(default_factory=dict)
+    auto_accounts: bool = False
     leeway_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     required_claims: list[str] = msgspec.field(default_factory=lambda: ["exp"])
 
@@ -193,6 +200,20 @@ class Jwt(_Base):
             return tuple(dict.fromkeys(self.algorithms))
         hmac = ("HS256",) if self.hs256_secret_env else ()
         return hmac + (("RS256", "ES256") if self.jwks_file or self.jwks_url else ())
+
+
+class Outbound(_Base):
+    """`[outbound]`: requests perilune makes on its own (alert webhooks, the JWKS URL); see perilune._outbound."""
+
+    allow_http: bool = False  # also permit http:// URLs (default: https only)
+    # host names, addresses or networks (CIDR) exempt from the refusal of loopback/private/link-local
+    allow_hosts: list[str] = msgspec.field(default_factory=list)
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+
+    def __post_init__(self) -> None:
+        from perilune._outbound import split_allow_list
+
+        split_allow_list(self.allow_hosts)  # ValueError names the bad entry
 
 
 class RouterSettings(_Base):
@@ -257,6 +278,9 @@ class Settings(_Base):
     aliases: dict[str, str] = msgspec.field(default_factory=dict)
     resilience: Resilience = msgspec.field(default_factory=Resilience)
     jwt: Jwt | None = None
+    outbound: Outbound = msgspec.field(default_factory=Outbound)
+    # believe X-Forwarded-Proto (a TLS-terminating proxy in front): dashboard cookies become Secure
+    trust_proxy_headers: bool = False
     router: RouterSettings = msgspec.field(default_factory=RouterSettings)
 
     def __post_init__(self) -> None:

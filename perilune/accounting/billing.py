@@ -206,11 +206,11 @@ class Billing:
             return
         t = res.ticket
         tokens = usage.total_tokens if usage is not None else 0
-        if charge.charged_pusd and t.ask.enforce_balance and not t.free:
-            self._recent.append((time.monotonic(), t.ask.account_id, t.ask.request_id, charge.charged_pusd))
-        if not self.limiter.remote:
+        if not self.limiter.remote:  # in-process counters are never lost while the process runs
             await self._settle(t, tokens, charge.charged_pusd)
             return
+        if charge.charged_pusd and t.ask.enforce_balance and not t.free:  # contributed again if Redis loses it
+            self._recent.append((time.monotonic(), t.ask.account_id, t.ask.request_id, charge.charged_pusd))
         task = asyncio.get_running_loop().create_task(self._settle(t, tokens, charge.charged_pusd))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -49,6 +49,7 @@ class ModelInfo:
     discount_percentage: Decimal = Decimal(0)
     enabled: bool = True
     updated_at: str = ""
+    max_dimensions: int | None = None  # embeddings: the largest `dimensions` the model can return
 
     @property
     def effective_price(self) -> Price:
@@ -107,6 +108,7 @@ def _from_raw(m: dict[str, Any], stamp: str) -> ModelInfo:
         free_max_tokens=int(free.get("max_tokens") or 0),
         premium=bool(free.get("premium")),
         updated_at=stamp,
+        max_dimensions=m.get("max_dimensions"),
     )
 
 
@@ -122,7 +124,7 @@ def _apply(base: ModelInfo | None, model_id: str, o: ModelConfig) -> ModelInfo:
         )
     changes: dict[str, Any] = {}
     for name in ("name", "vendor", "kind", "context", "max_output_tokens", "reasoning", "description",
-                 "enabled", "free_max_tokens", "premium", "discount_percentage"):
+                 "enabled", "free_max_tokens", "premium", "discount_percentage", "max_dimensions"):
         value = getattr(o, name)
         if value is not None:
             changes[name] = value

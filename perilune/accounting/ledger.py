@@ -9,7 +9,6 @@ a background task (like keys), and a balance is loaded from the database once pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -17,7 +16,9 @@ from typing import Any
 import aiohttp
 import orjson
 
+from perilune._outbound import OutboundPolicy
 from perilune.accounting.pricing import usd_str
+from perilune.accounting.webhooks import deliver  # SSRF-guarded: perilune._outbound
 from perilune.limits.base import Limiter
 from perilune.store.ledger import AccountSettings, LedgerStore
 
@@ -28,6 +29,8 @@ WEBHOOK_ATTEMPTS = 4
 
 
 class Accountant:
+    outbound: OutboundPolicy = OutboundPolicy()  # where webhooks may go; set from [outbound] by the app
+
     def __init__(self, limiter: Limiter, store: LedgerStore, *, enforce_balance: bool = True,
                  refresh_s: float = 0.5) -> None:
         self.limiter = limiter
@@ -116,17 +119,7 @@ class Accountant:
                 task.add_done_callback(self._background.discard)
 
     async def _post(self, url: str, payload: dict[str, Any]) -> None:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        for attempt in range(WEBHOOK_ATTEMPTS):
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                async with self._http.post(url, data=orjson.dumps(payload),
-                                           headers={"Content-Type": "application/json"}) as r:
-                    if r.status < 300:
-                        return
-            await asyncio.sleep(0.5 * 2 ** attempt)
-        log.error(orjson.dumps({"event": "balance.low.webhook_failed", "url": url,
-                                "account_id": payload["account_id"]}).decode())
+        await deliver(url, payload, self.outbound, attempts=WEBHOOK_ATTEMPTS)
 
     # ---- balance view ----
     async def balance(self, account_id: str) -> dict[str, Any]:

@@ -62,6 +62,14 @@ IDLE_S = 5.0  # with nothing pending the writer loop wakes this rarely (a record
 Mode = Literal["thread", "process"]
 
 
+def without_nul(row: Row) -> Row:
+    """PostgreSQL text cannot hold NUL: replace it (U+FFFD) so that no record is ever unwritable."""
+    for k, v in row.items():
+        if isinstance(v, str) and "\x00" in v:
+            row[k] = v.replace("\x00", "\ufffd")
+    return row
+
+
 def _payload_bytes(p: Row | None) -> int:
     return 0 if p is None else len(p["request"] or "") + len(p["response"] or "") + 64
 
@@ -260,10 +268,10 @@ class UsageRecorder:
         rows = []
         for item in items:
             try:
-                rows.append(to_row(item))
+                rows.append(without_nul(to_row(item)))
             except Exception:  # a bug, not data: say which request, keep the rest of the batch
                 log.exception("cannot convert the usage event of %s", item[0].request_id)
-        payloads = [item[1] for item in items if item[1] is not None]
+        payloads = [without_nul(item[1]) for item in items if item[1] is not None]
         if self.metrics is not None:
             self.metrics.observe_rows(rows)
         for sink in self.sinks:

@@ -70,9 +70,16 @@ class WriterClient:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None and not self.failed
 
-    async def start(self) -> None:
+    async def start(self, ready_timeout_s: float = 30.0) -> None:
+        """Start a writer and wait (bounded) until it has opened the database, so that the first records
+        after start-up are not held up by the writer's imports."""
         self.proc = await asyncio.create_subprocess_exec(*self.cmd, stdin=asyncio.subprocess.PIPE,
                                                          stdout=asyncio.subprocess.PIPE)
+        assert self.proc.stdout is not None
+        try:
+            await asyncio.wait_for(self.proc.stdout.readline(), ready_timeout_s)  # its first line: ready
+        except TimeoutError:
+            log.warning("the usage writer process is slow to start; not waiting for it")
         self._reader = asyncio.get_running_loop().create_task(self._read_acks(self.proc),
                                                               name="perilune-usage-writer-acks")
 
@@ -193,6 +200,7 @@ def serve(db_url: str, db_timeout_s: float, spool_dir: Path, batch_size: int, pr
             except Exception as e:
                 rec._mark_down(e)
 
+    ack(0)  # ready
     fd, buf, eof = stdin.fileno(), bytearray(), False
     while not eof or buf:
         nl = buf.find(b"\n")

@@ -12,9 +12,11 @@ from aiohttp import web
 from msgspec import Meta
 
 from perilune.accounting.pricing import PICO, to_pico, usd_str
+from perilune.accounting.webhooks import check_webhook_url
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, NotFound
 from perilune.schema.openai import parse_body
+from perilune.schema.text import check_fields
 
 Money = str | int | float
 MAX_USD = Decimal(1_000_000)
@@ -26,8 +28,8 @@ class Amount(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LimitsBody(msgspec.Struct, forbid_unknown_fields=True):
-    rpm: Annotated[int, Meta(ge=1)] | None = None
-    tpm: Annotated[int, Meta(ge=1)] | None = None
+    rpm: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None  # the columns are 32-bit integers
+    tpm: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class AlertsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -71,8 +73,7 @@ async def _set_alerts(ctx: Ctx, account_id: str) -> web.StreamResponse:
     if any(t <= 0 for t in thresholds):
         raise InvalidRequest("Alert thresholds must be positive amounts.", param="thresholds_usd")
     url = req.webhook_url
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise InvalidRequest("webhook_url must be an http(s) URL.", param="webhook_url")
+    await check_webhook_url(url, ctx.services.accountant.outbound)
     if not await asyncio.to_thread(ctx.services.ledger.set_alerts, account_id, thresholds, url):
         raise NotFound(f"No account '{account_id}'.", param="account_id")
     await ctx.services.accountant.refresh()
@@ -94,6 +95,7 @@ def _ledger_entry(kind: str) -> object:
     async def handler(ctx: Ctx) -> web.StreamResponse:
         account_id = ctx.request.match_info["account_id"]
         req, _ = parse_body(await ctx.body(), Amount)
+        check_fields(req)
         amount = _usd(req.amount_usd, "amount_usd")
         if kind in ("topup", "refund") and amount <= 0:
             raise InvalidRequest(f"A {kind} must be a positive amount.", param="amount_usd")

@@ -14,6 +14,9 @@ from msgspec import Meta
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, NotFound
 from perilune.schema.openai import parse_body
+from perilune.schema.text import check_fields
+
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
 class NewAccount(msgspec.Struct, forbid_unknown_fields=True):
@@ -24,13 +27,14 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     account_id: str | None = None
     name: Annotated[str, Meta(max_length=200)] = ""
     role: str = "user"
-    expires_at: float | None = None  # UNIX seconds
-    expires_in_s: Annotated[float, Meta(gt=0)] | None = None
+    expires_at: Annotated[float, Meta(gt=0, le=MAX_TIME)] | None = None  # UNIX seconds
+    expires_in_s: Annotated[float, Meta(gt=0, le=100 * 365 * 86400)] | None = None
 
 
 @endpoint("admin", "accounts.create", auth="admin")
 async def create_account(ctx: Ctx) -> web.StreamResponse:
     req, _ = parse_body(await ctx.body(), NewAccount)
+    check_fields(req)
     store = ctx.services.key_store
     account_id = await asyncio.to_thread(store.create_account, req.name)
     return ctx.json(orjson.dumps(await asyncio.to_thread(store.get_account, account_id)), status=201)
@@ -45,6 +49,7 @@ async def list_accounts(ctx: Ctx) -> web.StreamResponse:
 @endpoint("admin", "keys.create", auth="admin")
 async def create_key(ctx: Ctx) -> web.StreamResponse:
     req, _ = parse_body(await ctx.body(), NewKey)
+    check_fields(req)
     if req.role not in ("user", "admin"):
         raise InvalidRequest("role must be 'user' or 'admin'.", param="role")
     if req.expires_at is not None and req.expires_in_s is not None:

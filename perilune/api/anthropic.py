@@ -41,11 +41,17 @@ def _native(ctx: Ctx, op: str, raw: JSON) -> tuple[Native, JSON]:
         return native, {}
 
 
+ANTHROPIC_MAX_OUTPUT = 128_000  # the largest max_tokens Anthropic's API accepts for any model
+
+
 def _max_output(ctx: Ctx, model: str, provider: str | ProviderPrefs | None, asked: int) -> int:
     """Claude Code asks for max_tokens 32000 whatever the model. A model that only non-Anthropic
-    upstreams serve cannot write more than its own output limit anyway, so a larger ask is lowered to
-    that limit rather than refused (dropping what cannot be generated changes no answer). Anthropic's
-    own models keep Anthropic's rule: above the limit is a 400."""
+    upstreams serve cannot write more than its own output limit anyway, so an ask Anthropic itself would
+    accept (up to ANTHROPIC_MAX_OUTPUT) is lowered to that limit rather than refused: dropping what
+    cannot be generated changes no answer. Anything larger, and Anthropic's own models, keep the rule:
+    above the model's limit is a 400 naming max_tokens."""
+    if asked > ANTHROPIC_MAX_OUTPUT:
+        return asked
     deployments = ctx.services.router.resolve(model, CHAT, provider)
     if any(MESSAGES in d.adapter.supports for d in deployments):
         return asked

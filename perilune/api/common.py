@@ -25,6 +25,7 @@ from perilune.gateway.lifecycle import Lifecycle
 from perilune.gateway.pipeline import ROUTE_HEADER, Call, route_header
 from perilune.gateway.relay import PickEncoder
 from perilune.logs import REQUEST_ID
+from perilune.schema.text import check_params
 
 if TYPE_CHECKING:
     from perilune.app import Services
@@ -107,6 +108,7 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
                     ctx.principal = lc.principal = await services.keys.authenticate(request.headers)
                 elif auth == "admin":
                     ctx.principal = await services.keys.authenticate_admin(request.headers)
+                check_params(request.query, request.match_info)  # no NUL reaches a database query
                 return await fn(ctx)
             except PeriluneError as e:
                 lc.fail(e)

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from perilune.accounting.pricing import usd_decimal
 from perilune.api.common import Ctx, endpoint
@@ -115,7 +116,7 @@ async def read_form(request: web.Request, limit: int) -> tuple[dict[str, list[st
                                      param=name)
             else:
                 fields.setdefault(name, []).append(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, aiohttp.ClientPayloadError) as e:
+    except (ValueError, UnicodeDecodeError, aiohttp.ClientPayloadError, HttpProcessingError) as e:
         raise InvalidRequest(f"The multipart body could not be read: {e}", code="invalid_multipart") from None
     return fields, upload
 

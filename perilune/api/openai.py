@@ -28,7 +28,7 @@ from perilune.schema.routing import ProviderPrefs, fallback_models
 Prepare = Callable[[JSON, Served], None]
 
 
-def _chat_call(op: str, model: str, raw: JSON, *, stream: bool, req: ChatCompletionRequest | CompletionRequest,
+def chat_call(op: str, model: str, raw: JSON, *, stream: bool, req: ChatCompletionRequest | CompletionRequest,
                prompt_tokens: int) -> Call:
     max_out = raw.get("max_completion_tokens")
     param = "max_completion_tokens"
@@ -54,7 +54,7 @@ async def chat_completions(ctx: Ctx) -> web.StreamResponse:
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream_options is not None and not req.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
-    call = _chat_call(CHAT, req.model, raw, stream=bool(req.stream), req=req,
+    call = chat_call(CHAT, req.model, raw, stream=bool(req.stream), req=req,
                       prompt_tokens=estimate.chat_prompt_tokens(raw))
     return await ctx.serve(call, _encoder(ctx, include_usage))
 
@@ -68,11 +68,11 @@ async def completions(ctx: Ctx) -> web.StreamResponse:
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if _chat_only(ctx, req.model, req.provider):  # Anthropic, Gemini ...: the prompt as one user message
         chat = over_chat.to_chat(raw)
-        call = _chat_call(CHAT, req.model, chat, stream=bool(req.stream), req=req,
+        call = chat_call(CHAT, req.model, chat, stream=bool(req.stream), req=req,
                           prompt_tokens=estimate.chat_prompt_tokens(chat))
         inner = _encoder(ctx, include_usage)
         return await ctx.serve(call, lambda native: over_chat.OverChatEncoder(inner(native)))
-    call = _chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), req=req,
+    call = chat_call(COMPLETIONS, req.model, raw, stream=bool(req.stream), req=req,
                       prompt_tokens=estimate.text_prompt_tokens(req.prompt))
     return await ctx.serve(call, _encoder(ctx, include_usage))
 

@@ -32,6 +32,7 @@ from perilune.gateway.relay import usage_extension
 from perilune.providers.base import CHAT, RESPONSES, Result
 from perilune.schema.canonical import JSON, Usage
 from perilune.schema.openai import parse_body
+from perilune.schema.routing import fallback_models
 from perilune.store.responses import ChainTooLong
 from perilune.tokens import count_tokens
 
@@ -127,6 +128,7 @@ async def create_response(ctx: Ctx) -> web.StreamResponse:
 
     enc = ResponsesEncoder(raw, p.rid, extension=_extension, created_at=int(time.time()), on_final=on_final)
     call = Call(CHAT, req.model, p.chat, stream=bool(req.stream), provider=req.provider,
+                fallbacks=fallback_models(req.fallbacks, req.fallback_model), hedge=req.hedge,
                 max_output=req.max_output_tokens, output_param="max_output_tokens", prompt_tokens=prompt_tokens,
                 native=p.native, usage=_result_usage(prompt_tokens))
     resp = await ctx.serve(call, lambda native: enc)

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
@@ -24,9 +23,11 @@ import orjson
 from aiohttp import web
 
 from perilune.accounting import estimate
+from perilune.accounting.pricing import from_pico, usd_number
 from perilune.api import openai as openai_api
 from perilune.api.common import Ctx, endpoint
 from perilune.errors import InvalidRequest, MalformedJSON, NotFound, ServiceUnavailable
+from perilune.gateway.relay import OpenAIEncoder, Served
 from perilune.providers.base import CHAT
 from perilune.router import feedback
 from perilune.router.service import Decision, RouterService
@@ -48,7 +49,14 @@ class FeedbackRequest(msgspec.Struct, kw_only=True):
     score: Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
-def _service(ctx: Ctx) -> RouterService:
+async def _service(ctx: Ctx) -> RouterService:
+    loading = ctx.services.router_loading
+    if ctx.services.semantic_router is None and loading is not None:
+        try:
+            await asyncio.shield(loading)  # the embedder is still loading (once, at start)
+        except (OSError, RuntimeError, ValueError, ImportError) as e:
+            raise ServiceUnavailable(f"The semantic router could not load its embedder: {e}",
+                                     code="router_unavailable") from None
     s = ctx.services.semantic_router
     if s is None:
         raise ServiceUnavailable("The semantic router is not enabled on this gateway (router.enabled).",
@@ -102,7 +110,7 @@ def decision_json(svc: RouterService, d: Decision) -> dict[str, Any]:
         "served_model": d.served_model,
         "cost_weight": d.cost_weight,
         "candidates": [{"model": c.model, "predicted_quality": round(c.predicted_quality, 6),
-                        "expected_cost_usd": c.expected_cost_pusd / 1e12,  # display only
+                        "expected_cost_usd": usd_number(from_pico(c.expected_cost_pusd)),
                         "expected_cost_pusd": c.expected_cost_pusd, "score": round(c.score, 6),
                         "servable": svc.servable(c.model)} for c in d.candidates],
         "cluster": {"index": d.cluster, "weight": round(d.cluster_weight, 6), "k": svc.profiles.k,
@@ -115,7 +123,7 @@ def decision_json(svc: RouterService, d: Decision) -> dict[str, Any]:
 
 
 async def _route(ctx: Ctx) -> web.StreamResponse:
-    svc = _service(ctx)
+    svc = await _service(ctx)
     try:
         raw = orjson.loads(await ctx.body())
     except orjson.JSONDecodeError as e:
@@ -133,67 +141,59 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
     decision = decision_json(svc, d)
     if not opts.execute:
         return ctx.json(orjson.dumps(decision))
-    assert d.served_model is not None  # every candidate of an execution is servable
+    if d.served_model is None:  # it was servable a moment ago: its provider just went away
+        raise ServiceUnavailable(f"The routed model {d.model!r} cannot be served right now.",
+                                 code="routed_model_unavailable")
     chat["model"] = d.served_model
     ctx.services.spawn(feedback.save_decision(ctx.services.db, ctx.request_id, decision))
     return await run_chat(ctx, chat, decision)
 
 
-route = endpoint("openai", "router")(_route)
+route = endpoint("openai", "router", records=True)(_route)
 
 
-@dataclass(slots=True)
-class RoutedCtx(Ctx):
-    """A Ctx whose responses carry the routing decision (header; ``router`` in a JSON body; a first SSE
-    comment in a stream)."""
+class RoutedEncoder(OpenAIEncoder):
+    """The chat encoder, with the routing decision: ``router`` in a JSON body, and a stream's first line
+    the SSE comment ``: router {decision}`` (SSE clients skip comments)."""
 
-    decision: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, decision: dict[str, Any], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.decision = decision
 
-    def json(self, body: bytes, status: int = 200) -> web.Response:
-        if status == 200:
-            obj = orjson.loads(body)
-            if isinstance(obj, dict):
-                obj["router"] = self.decision
-                body = orjson.dumps(obj)
-        resp = super(RoutedCtx, self).json(body, status)
-        resp.headers[ROUTED_HEADER] = str(self.decision["model"])
-        return resp
+    def body(self, result: dict[str, Any], served: Served) -> bytes:
+        result["router"] = self.decision
+        return super().body(result, served)
 
-    async def start_sse(self) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200, headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "x-request-id": self.request_id,
-            ROUTED_HEADER: str(self.decision["model"]),
-        })
-        await resp.prepare(self.request)
-        await resp.write(b": router " + orjson.dumps(self.decision) + b"\n\n")
-        return resp
+    def start(self, served: Served) -> bytes:
+        return b": router " + orjson.dumps(self.decision) + b"\n\n"
 
 
 async def run_chat(ctx: Ctx, chat: dict[str, Any], decision: dict[str, Any]) -> web.StreamResponse:
     """Run ``chat`` (an OpenAI chat body naming the chosen model) through the normal chat path: the same
-    steps as POST /v1/chat/completions after its body is read. The one seam to re-point when that path
-    changes."""
-    routed = RoutedCtx(ctx.request, ctx.services, ctx.outcome, ctx.principal, decision)
+    Call as POST /v1/chat/completions, with an encoder that carries the decision."""
     req, raw = parse_body(orjson.dumps(chat), ChatCompletionRequest)
-    routed.outcome.model_requested = req.model
-    openai_api._observe(routed, req.observability, raw)
+    lc = ctx.lifecycle
+    lc.model_requested = req.model
+    lc.observe(req.observability, raw)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream_options is not None and not req.stream:
         raise InvalidRequest("stream_options is only allowed when stream is true.", param="stream_options")
-    return await openai_api._generate(routed, CHAT, raw, stream=bool(req.stream), include_usage=include_usage,
-                                      forced=req.provider, prompt_estimate=estimate.chat_prompt_tokens(raw))
+    call = openai_api.chat_call(CHAT, req.model, raw, stream=bool(req.stream), req=req,
+                                prompt_tokens=estimate.chat_prompt_tokens(raw))
+    capture = lc.capture
+    return await ctx.serve(call, lambda _native: RoutedEncoder(decision, include_usage=include_usage,
+                                                               capture=capture),
+                           {ROUTED_HEADER: str(decision["model"])})
 
 
 @endpoint("openai", "router_profiles")
 async def profiles(ctx: Ctx) -> web.StreamResponse:
-    svc = _service(ctx)
+    svc = await _service(ctx)
     p = svc.profiles
     data = [{"id": m.id, "validation_size": m.validation_size, "clusters": p.k, "quality": m.quality,
-             "cluster_sizes": m.counts, "accuracy": m.accuracy, "mean_cost_usd": m.mean_cost_pusd / 1e12,
-             "mean_cost_pusd": m.mean_cost_pusd, "mean_prompt_tokens": m.mean_prompt_tokens,
+             "cluster_sizes": m.counts, "accuracy": m.accuracy,
+             "mean_cost_usd": usd_number(from_pico(m.mean_cost_pusd)), "mean_cost_pusd": m.mean_cost_pusd,
+             "mean_prompt_tokens": m.mean_prompt_tokens,
              "mean_output_tokens": m.mean_output_tokens, "served_model": svc.served_id(m.id),
              "servable": svc.servable(m.id), "source": m.source} for m in p.models]
     body = {"object": "list", "data": data, "embedder": p.embedder, "assignment": p.assignment, "clusters": p.k,

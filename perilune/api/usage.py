@@ -41,19 +41,25 @@ def scope(ctx: Ctx) -> str | None:
     return p.account_id
 
 
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
 def parse_time(value: str | None, param: str) -> float | None:
+    """UNIX seconds or ISO 8601, between 1970 and 9999 (no nan, inf or 1e309)."""
     if not value:
         return None
+    bad = f"'{param}' must be UNIX seconds or an ISO 8601 time between 1970 and 9999, got {value[:64]!r}."
     try:
-        return float(value)
+        t = float(value)
     except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"'{param}' must be UNIX seconds or an ISO 8601 time, got {value!r}.",
-                             param=param) from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            t = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError):
+            raise InvalidRequest(bad, param=param) from None
+    if not 0 <= t <= MAX_TIME:  # also false for nan
+        raise InvalidRequest(bad, param=param)
+    return t
 
 
 def iso(t: float | None) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from perilune.dashboard import balance, manage, views
+from perilune.dashboard.page import SECURITY_HEADERS
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -31,4 +32,18 @@ def routes(app: web.Application) -> None:
     r.add_post("/dashboard/keys/{key_id}/revoke", manage.revoke_key)
     r.add_get("/dashboard/balance", balance.balance_page)
     r.add_post("/dashboard/balance/alerts", manage.balance_alerts)
-    r.add_static("/dashboard/static", STATIC)
+    r.add_get("/dashboard/static/{filename}", static_file)
+
+
+_TYPES = {".css": "text/css", ".js": "text/javascript"}
+_FILES = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES}  # the shipped files, and only those
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """The dashboard's own CSS and JS, by exact name (no paths, no directory listing; any other name
+    is a 404 however odd, where aiohttp's static route answered 500 to an over-long name)."""
+    path = _FILES.get(request.match_info["filename"])
+    if path is None:
+        return web.Response(status=404, text="Not found", headers=SECURITY_HEADERS)
+    return web.FileResponse(path, headers={**SECURITY_HEADERS, "Content-Type": _TYPES[path.suffix] + "; charset=utf-8",
+                                           "Cache-Control": "public, max-age=300"})

@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from perilune.accounting.pricing import to_pico
+from perilune.accounting.webhooks import check_webhook_url
 from perilune.dashboard import session
 from perilune.dashboard.balance import balance_view, ledger_of, save_alerts
 from perilune.dashboard.page import Page, page, redirect
-from perilune.errors import PermissionDenied
-from perilune.gateway.auth import Principal
+from perilune.errors import InvalidRequest, PermissionDenied
 
 MODALITIES = ("text", "image", "audio", "file", "video", "embedding")
 
@@ -37,16 +37,12 @@ async def login(pg: Page) -> web.StreamResponse:
     form = await pg.form()
     key = form.get("key", "").strip()
     nxt = _safe_next(form.get("next"))
-    p: Principal | None = None
-    if key and session.same_origin(pg.request):
-        try:
-            p = await pg.services.keys.authenticate({"Authorization": f"Bearer {key}"})
-        except Exception:  # any failure is "this key does not sign in"; never echo the key
-            p = None
-    if p is None:
+    signed = await session.sign_in(pg.services, key) if key and session.same_origin(pg.request) else None
+    if signed is None:  # never echo the key
         return pg.render("login.html", status=401, next=nxt, error="That key is not valid.")
     resp = redirect(nxt)
-    session.set_session(resp, pg.request, key, pg.services.settings.dashboard_session_s)
+    settings = pg.services.settings
+    session.set_session(resp, pg.request, signed[1], settings.dashboard_session_s, settings.trust_proxy_headers)
     return resp
 
 
@@ -54,6 +50,7 @@ async def login(pg: Page) -> web.StreamResponse:
 async def logout(pg: Page) -> web.StreamResponse:
     if not session.same_origin(pg.request):  # another site cannot sign you out
         raise PermissionDenied("Sign out from the dashboard itself.")
+    await session.sign_out(pg.services, pg.request)  # a copied cookie stops working too
     resp = redirect("/dashboard/login")
     session.clear_session(resp, pg.request)
     return resp
@@ -91,6 +88,8 @@ async def _keys_page(pg: Page, *, created: dict[str, Any] | None = None, error: 
                      status: int = 200) -> web.StreamResponse:
     store = pg.services.key_store
     keys = await asyncio.to_thread(store.list_keys, pg.account_id)
+    if not pg.is_admin:  # a user key sees (and manages) the user keys of its own account only
+        keys = [k for k in keys if k.role == "user"]
     keys.sort(key=lambda k: (k.revoked_at is not None, -k.created_at))
     accounts = await asyncio.to_thread(store.list_accounts) if pg.is_admin else []
     return pg.render("keys.html", status=status, active="keys", keys=keys, created=created, error=error,
@@ -140,7 +139,7 @@ async def revoke_key(pg: Page) -> web.StreamResponse:
     rec = await asyncio.to_thread(store.get_key, key_id)
     p = pg.principal
     assert p is not None
-    if rec is None or (not pg.is_admin and rec.account_id != p.account_id):
+    if rec is None or (not pg.is_admin and (rec.account_id != p.account_id or rec.role != "user")):
         return await _keys_page(pg, error=f"No key '{key_id}' in this account.", status=404)
     await asyncio.to_thread(store.revoke_key, key_id)
     await pg.services.keys.refresh()
@@ -185,9 +184,10 @@ async def balance_alerts(pg: Page) -> web.StreamResponse:
         return await _balance_page(pg, error="Thresholds are amounts in USD, separated by commas.",
                                    status=400)
     url = form.get("webhook_url", "").strip() or None
-    if url is not None and not url.startswith(("https://", "http://")):
-        return await _balance_page(pg, error="The webhook URL must start with https:// or http://.",
-                                   status=400)
+    try:
+        await check_webhook_url(url, pg.services.accountant.outbound)
+    except InvalidRequest as e:
+        return await _balance_page(pg, error=e.message, status=400)
     if not await save_alerts(pg.services, account_id, thresholds, url):
         return await _balance_page(pg, error="Alerts could not be saved.", status=400)
     return await _balance_page(pg, message="Alert settings saved.")

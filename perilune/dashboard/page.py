@@ -21,6 +21,7 @@ from perilune.dashboard import session
 from perilune.errors import PeriluneError
 from perilune.gateway.auth import Principal
 from perilune.logs import REQUEST_ID
+from perilune.schema.text import check_params
 
 if TYPE_CHECKING:
     from perilune.app import Services
@@ -148,15 +149,17 @@ class Page:
         return self.principal.account_id
 
     def render(self, template: str, *, status: int = 200, active: str = "", **values: Any) -> web.Response:
-        key = session.key_of(self.request)
+        sid = session.session_id_of(self.request)
         html = environment().get_template(template).render(
-            page=self, active=active, csrf=session.csrf_token(key) if key else "", **values)
+            page=self, active=active, csrf=session.csrf_token(sid) if sid else "", **values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
                             headers={"x-request-id": self.request_id})
 
     async def form(self) -> dict[str, str]:
         data = await self.request.post()
-        return {k: v for k, v in data.items() if isinstance(v, str)}
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        check_params(form)  # no NUL reaches the database
+        return form
 
 
 def redirect(location: str) -> web.Response:
@@ -177,9 +180,10 @@ def page(*, signed_in: bool = True) -> Callable[[PageHandler], Route]:
             rid = new_request_id()
             REQUEST_ID.set(rid)
             started = time.perf_counter()
-            p = await session.principal_of(request, services.keys)
+            p = await session.principal_of(request, services)
             pg = Page(request, services, p, rid)
             try:
+                check_params(request.query, request.match_info)
                 if signed_in and p is None:
                     resp: web.StreamResponse = redirect("/dashboard/login?"
                                                         + urlencode({"next": request.path}))

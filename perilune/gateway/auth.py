@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from perilune.errors import AuthenticationFailed, PermissionDenied
+from perilune.gateway.identities import IdentityLinks
 from perilune.gateway.jwt import JWTVerifier, looks_like_jwt
 from perilune.limits.base import NO_LIMITS, Limits
 from perilune.store.keys import KeyRecord, KeyStore, hash_key
@@ -53,9 +54,10 @@ def credential(headers: Mapping[str, str]) -> str | None:
 
 class KeyCache:
     def __init__(self, store: KeyStore, *, admin_key: str | None = None, refresh_s: float = 0.5,
-                 jwt: JWTVerifier | None = None) -> None:
+                 jwt: JWTVerifier | None = None, identities: IdentityLinks | None = None) -> None:
         self.store = store
         self.jwt = jwt  # bearer JWTs, when [jwt] is configured
+        self.identities = identities  # which account a JWT identity acts for (with jwt)
         self.refresh_s = refresh_s
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._keys: dict[str, KeyRecord] = {}
@@ -70,8 +72,12 @@ class KeyCache:
         self._task = asyncio.create_task(self._loop(), name="perilune-key-refresh")
         if self.jwt is not None:
             await self.jwt.start()
+        if self.identities is not None:
+            await self.identities.start()
 
     async def stop(self) -> None:
+        if self.identities is not None:
+            await self.identities.stop()
         if self.jwt is not None:
             await self.jwt.stop()
         if self._task:
@@ -108,11 +114,15 @@ class KeyCache:
             raise AuthenticationFailed(
                 "Missing API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                 code="missing_api_key")
-        h = hash_key(secret)
+        if self.jwt is not None and self.identities is not None and looks_like_jwt(secret):
+            ident = await self.jwt.identity_for(secret)
+            return Principal(key_id=None, account_id=await self.identities.account_for(ident), role="user")
+        return await self.authenticate_hash(hash_key(secret))
+
+    async def authenticate_hash(self, h: str) -> Principal:
+        """The principal of the API key (or admin key) whose SHA-256 is ``h``."""
         if self._admin_hash is not None and hmac.compare_digest(h, self._admin_hash):
             return ENV_ADMIN
-        if self.jwt is not None and looks_like_jwt(secret):
-            return Principal(key_id=None, account_id=await self.jwt.account_for(secret), role="user")
         rec = self._keys.get(h)
         if rec is None:
             rec = await self._lookup(h)

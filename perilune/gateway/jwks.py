@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from perilune import _outbound
+from perilune._outbound import OutboundPolicy, OutboundRefused
 
 log = logging.getLogger("perilune.auth.jwt")
 
@@ -96,20 +98,19 @@ def file_source(path: Path) -> JwksSource:
     return read
 
 
-def url_source(url: str, timeout_s: float = FETCH_TIMEOUT_S) -> JwksSource:
+def url_source(url: str, policy: OutboundPolicy | None = None) -> JwksSource:
+    """Fetch the key set through the outbound guard: https only, no private addresses, no redirects,
+    unless ``[outbound]`` allows them (see perilune._outbound)."""
+    policy = policy or OutboundPolicy(timeout_s=FETCH_TIMEOUT_S)
+
     async def fetch() -> bytes:
-        timeout = aiohttp.ClientTimeout(total=timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session, \
-                session.get(url, headers={"Accept": "application/json"}) as resp:
-            if resp.status != 200:
-                raise JwksError(f"HTTP {resp.status}")
-            data = bytearray()
-            async for chunk in resp.content.iter_chunked(65536):
-                data += chunk
-                if len(data) > MAX_JWKS_BYTES:
-                    raise JwksError(f"larger than {MAX_JWKS_BYTES} bytes")
-            return bytes(data)
+        try:
+            status, data = await _outbound.get(url, policy, max_bytes=MAX_JWKS_BYTES,
+                                               headers={"Accept": "application/json"})
+        except OutboundRefused as e:
+            raise JwksError(f"jwt.jwks_url {e}") from None
+        if status != 200:
+            raise JwksError(f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else ""))
+        return data
 
     return fetch
-
-

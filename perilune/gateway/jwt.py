@@ -1,4 +1,6 @@
-"""JWT bearer tokens -> account id, verified with PyJWT against a configured secret or key set.
+"""JWT bearer tokens -> :class:`Identity` (issuer + subject), verified with PyJWT against a configured
+secret or key set. Which account an identity acts for is decided by :mod:`perilune.gateway.identities`
+(an operator's link or mapping), never by a claim naming an account.
 
 Which key verifies a token is decided here, never by the token alone: HMAC algorithms only ever use
 the configured secret; asymmetric algorithms only use the JWKS key whose ``kid`` matches, and only
@@ -29,18 +31,19 @@ from typing import Any
 import jwt
 import orjson
 
+from perilune._outbound import OutboundPolicy
 from perilune.errors import AuthenticationFailed
+from perilune.gateway.identities import Identity
 from perilune.gateway.jwks import JwkKey, JwksError, JwksSource, file_source, parse_jwks, url_source
 from perilune.settings import JWT_HMAC_ALGORITHMS, Jwt, SettingsError
 
 log = logging.getLogger("perilune.auth.jwt")
 
-EnsureAccount = Callable[[str, str], object]
-
 VERIFIED_MAX = 4096
 REJECTED_MAX = 10_000
 REJECTED_TTL_S = 1.0
-MAX_ACCOUNT_ID = 40  # accounts.id is String(40)
+MAX_SUBJECT = 255  # identities.subject is String(255)
+MAX_ISSUER = 500
 
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+=*\.[A-Za-z0-9_-]+=*\.[A-Za-z0-9_-]*=*")
 
@@ -83,22 +86,18 @@ def _header(token: str) -> dict[str, Any]:
 
 class JWTVerifier:
     def __init__(self, cfg: Jwt, *, secret: bytes | None = None, source: JwksSource | None = None,
-                 initial: bytes | None = None, ensure_account: EnsureAccount | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 initial: bytes | None = None, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.algorithms = frozenset(cfg.allowed_algorithms)
         self._asymmetric = self.algorithms - set(JWT_HMAC_ALGORITHMS)
         self._secret = secret
         self._source = source
-        self._ensure_account = ensure_account
         self._clock = clock
         self._options: Any = {"require": list(cfg.required_claims)}
         self._raw: bytes | None = None
         self._keys: tuple[JwkKey, ...] = ()
-        self._verified: dict[str, tuple[str, float, float]] = {}  # token -> (account, valid from, until)
+        self._verified: dict[str, tuple[Identity, float, float]] = {}  # token -> (identity, from, until)
         self._rejected: dict[str, tuple[float, str, str]] = {}  # token -> (until, code, message)
-        self._accounts: set[str] = set()
-        self._creating: dict[str, asyncio.Task[object]] = {}
         self._next_kid_refetch = 0.0
         self._kid_refetch: asyncio.Task[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -191,8 +190,8 @@ class JWTVerifier:
             raise _fail("unknown_kid", "The token names no key id (kid) and several keys could verify it.")
         return usable[0].key
 
-    def verify(self, token: str) -> tuple[str, float, float]:
-        """Full verification: (account id, valid from, valid until). Raises AuthenticationFailed."""
+    def verify(self, token: str) -> tuple[Identity, float, float]:
+        """Full verification: (identity, valid from, valid until). Raises AuthenticationFailed."""
         header = _header(token)
         key = self._key_for(header)
         cfg = self.cfg
@@ -206,16 +205,19 @@ class JWTVerifier:
                 if isinstance(e, kind):
                     raise _fail(code, message) from None
             raise _fail("invalid_token", "The token is not valid.") from None
-        name = cfg.account_claim
-        value = claims.get(name)
-        if value is None:
-            raise _fail("missing_claim", f"The token is missing the required '{name}' claim.")
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_ACCOUNT_ID or not value.isprintable():
-            raise _fail("invalid_claim",
-                        f"The token's '{name}' claim must be a string of 1 to {MAX_ACCOUNT_ID} characters.")
-        return value, self._valid_from(claims), self._valid_until(claims)
+        return self._identity(claims), self._valid_from(claims), self._valid_until(claims)
+
+    def _identity(self, claims: Mapping[str, Any]) -> Identity:
+        subject = _claim_text(claims, "sub", MAX_SUBJECT, required=True)
+        issuer = _claim_text(claims, "iss", MAX_ISSUER, required=False) or ""
+        mapped = None
+        if self.cfg.account_map:
+            value = claims.get(self.cfg.account_claim)
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if isinstance(value, str):
+                mapped = self.cfg.account_map.get(value)
+        return Identity(issuer, subject or "", mapped)
 
     def _valid_from(self, claims: Mapping[str, Any]) -> float:
         times = [t for t in (claims.get("nbf"), claims.get("iat")) if isinstance(t, int | float)]
@@ -225,8 +227,8 @@ class JWTVerifier:
         exp = claims.get("exp")
         return float(exp) + self.cfg.leeway_s if isinstance(exp, int | float) else math.inf
 
-    async def account_for(self, token: str) -> str:
-        """The account a bearer JWT names, created on first sight. Raises AuthenticationFailed."""
+    async def identity_for(self, token: str) -> Identity:
+        """The verified identity of a bearer JWT. Raises AuthenticationFailed."""
         now = self._clock()
         hit = self._verified.get(token)
         if hit is not None:
@@ -238,12 +240,12 @@ class JWTVerifier:
             raise _fail(bad[1], bad[2])
         try:
             try:
-                account, valid_from, valid_until = self.verify(token)
+                ident, valid_from, valid_until = self.verify(token)
             except _UnknownKid:
                 if not await self._refetch_for_kid():
                     raise _fail("unknown_kid", "The token's key id (kid) is not in the key set.") from None
                 try:
-                    account, valid_from, valid_until = self.verify(token)
+                    ident, valid_from, valid_until = self.verify(token)
                 except _UnknownKid:
                     raise _fail("unknown_kid", "The token's key id (kid) is not in the key set.") from None
         except AuthenticationFailed as e:
@@ -251,26 +253,26 @@ class JWTVerifier:
                 self._rejected.clear()
             self._rejected[token] = (now + REJECTED_TTL_S, e.code or "invalid_token", e.message)
             raise
-        await self._ensure(account)
         if len(self._verified) >= VERIFIED_MAX:
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (account, valid_from, valid_until)
-        return account
-
-    async def _ensure(self, account_id: str) -> None:
-        """Create the account on first sight: one DB write off the event loop, then remembered."""
-        if account_id in self._accounts or self._ensure_account is None:
-            return
-        task = self._creating.get(account_id)
-        if task is None:
-            task = asyncio.create_task(asyncio.to_thread(self._ensure_account, account_id, account_id))
-            self._creating[account_id] = task
-            task.add_done_callback(lambda _t: self._creating.pop(account_id, None))
-        await asyncio.shield(task)
-        self._accounts.add(account_id)
+        self._verified[token] = (ident, valid_from, valid_until)
+        return ident
 
 
-def build_verifier(cfg: Jwt, environ: Mapping[str, str], ensure_account: EnsureAccount | None = None
+def _claim_text(claims: Mapping[str, Any], name: str, limit: int, *, required: bool) -> str | None:
+    value = claims.get(name)
+    if value is None:
+        if required:
+            raise _fail("missing_claim", f"The token is missing the required '{name}' claim.")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not 0 < len(value) <= limit or not value.isprintable():
+        raise _fail("invalid_claim", f"The token's '{name}' claim must be a string of 1 to {limit} characters.")
+    return value
+
+
+def build_verifier(cfg: Jwt, environ: Mapping[str, str], outbound: OutboundPolicy | None = None
                    ) -> JWTVerifier:
     """The verifier for ``[jwt]``; configuration problems raise SettingsError naming the key."""
     secret: bytes | None = None
@@ -293,8 +295,8 @@ def build_verifier(cfg: Jwt, environ: Mapping[str, str], ensure_account: EnsureA
             raise SettingsError(f"jwt.jwks_file: cannot read {path}: {e.strerror}") from None
         source = file_source(path)
     elif cfg.jwks_url:
-        source = url_source(cfg.jwks_url)
+        source = url_source(cfg.jwks_url, outbound)
     try:
-        return JWTVerifier(cfg, secret=secret, source=source, initial=initial, ensure_account=ensure_account)
+        return JWTVerifier(cfg, secret=secret, source=source, initial=initial)
     except JwksError as e:
         raise SettingsError(f"jwt.jwks_file: {cfg.jwks_file}: {e}") from None

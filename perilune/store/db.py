@@ -148,7 +148,10 @@ def make_engine(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
         url, poolclass=_TimedQueuePool, pool_size=5, max_overflow=5, pool_pre_ping=True,
         pool_timeout=timeout_s,
         connect_args={"connect_timeout": max(int(timeout_s + 0.999), 1),
-                      "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+                      # a transaction left behind by a connection the watchdog dropped (its server side
+                      # still open behind a silent network) must not hold its row locks for long
+                      "options": f"-c statement_timeout={ms} -c lock_timeout={ms} "
+                                 f"-c idle_in_transaction_session_timeout={2 * ms}",
                       "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
                       "tcp_user_timeout": ms})
     _translate_errors(engine)

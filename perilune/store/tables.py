@@ -162,6 +162,34 @@ def _rollup_table(name: str) -> Table:
 usage_rollups = _rollup_table("usage_rollups")  # hourly
 usage_rollups_daily = _rollup_table("usage_rollups_daily")
 
+# 0006_identities: JWT principals (issuer + subject) linked by an operator to an account. A link is
+# never deleted, only marked unlinked, so that every instance's cache learns of the change.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("issuer", String(500), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("actor", String(200), nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False, index=True),
+    Column("unlinked_at", Float, nullable=True),
+    Index("ux_identities_issuer_subject", "issuer", "subject", unique=True),
+)
+
+# 0006_identities: dashboard sign-ins. The browser holds a random session id; only its SHA-256 is
+# stored, with the SHA-256 of the key that signed in (re-checked on every page, so a revoked key
+# ends its sessions). Logout deletes the row.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
 # 0004_feedback: quality scores on logged requests (POST /v1/feedback) and the decisions of routed requests
 request_feedback = Table(
     "request_feedback",

@@ -10,6 +10,7 @@ later page cost the same, however large the log.
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,10 @@ class UsageFilter:
     status: str | None = None  # "ok" (< 400), "error" (>= 400) or an exact HTTP status
 
     def __post_init__(self) -> None:
+        for param, value in (("account_id", self.account_id), ("app", self.app), ("model", self.model),
+                             ("provider", self.provider), ("key_id", self.key_id), ("status", self.status)):
+            if value is not None and "\x00" in value:
+                raise QueryError(f"{param} must not contain NUL characters", param)
         s = self.status
         if s is not None and s not in ("ok", "error") and not (s.isdigit() and 100 <= int(s) <= 599):
             raise QueryError(f"status must be 'ok', 'error' or an HTTP status code, got {s!r}", "status")
@@ -85,9 +90,12 @@ def encode_cursor(created_at: float, record_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created_at, record_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return float(created_at), str(record_id)
+        at, rid = float(created_at), str(record_id)
     except (ValueError, TypeError) as e:
         raise QueryError("cursor is not a cursor this API returned", "cursor") from e
+    if not math.isfinite(at) or "\x00" in rid or len(rid) > 40:
+        raise QueryError("cursor is not a cursor this API returned", "cursor")
+    return at, rid
 
 
 _LIST_COLUMNS = [c for c in usage_records.columns if c.name != "sample"]

@@ -59,7 +59,7 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def sign_in(browser: Any, gw: Gateway, viewport: dict[str, int]) -> Any:
+def sign_in(browser: Any, gw: Gateway, viewport: dict[str, int], key: str | None = None) -> Any:
     ctx = browser.new_context(viewport=viewport)
     page = ctx.new_page()
     errors: list[str] = []
@@ -67,7 +67,7 @@ def sign_in(browser: Any, gw: Gateway, viewport: dict[str, int]) -> Any:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(gw.url + "/dashboard")
     assert page.url.endswith("/dashboard/login?next=%2Fdashboard")
-    page.fill("#key", gw.key)
+    page.fill("#key", key or gw.key)
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/logs")
     page.errors = errors
@@ -82,9 +82,9 @@ def no_sideways_scroll(page: Any) -> None:
 def test_sign_in_filter_detail_and_charts(browser: Any, gw: Gateway, artifacts: Path) -> None:
     page = sign_in(browser, gw, DESKTOP)
     cookies = page.context.cookies()
-    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("perilune_dashboard", True, "Strict")]
-    assert page.evaluate("document.cookie") == ""  # no script can read the key
-    assert gw.key not in page.url
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("perilune_session", True, "Strict")]
+    assert page.evaluate("document.cookie") == ""  # no script can read the session
+    assert gw.key not in page.url and all(gw.key not in c["value"] for c in cookies)
     rows = page.locator("table.logs tbody tr")
     assert rows.count() == 12
     page.screenshot(path=str(artifacts / "dashboard-logs.png"), full_page=True)
@@ -145,4 +145,43 @@ def test_phone_width(browser: Any, gw: Gateway, artifacts: Path) -> None:
         no_sideways_scroll(page)
         page.screenshot(path=str(artifacts / f"dashboard-{name}-390.png"), full_page=True)
         page.screenshot(path=str(artifacts / f"dashboard-{name}-390-top.png"))  # the first screen
+    assert page.errors == []
+
+
+def test_user_key_cannot_reach_or_revoke_admin_keys(browser: Any, gw: Gateway, artifacts: Path) -> None:
+    admin = {"Authorization": f"Bearer {gw.admin_key}"}
+    boss = httpx.post(gw.url + "/admin/keys", headers=admin,
+                      json={"account_id": gw.account, "name": "account-admin", "role": "admin"}).json()
+    peer = httpx.post(gw.url + "/admin/keys", headers=admin, json={"account_id": gw.account, "name": "peer-key"}).json()
+    page = sign_in(browser, gw, DESKTOP)
+    page.click("nav.nav >> text=Keys")
+    page.wait_for_url("**/dashboard/keys")
+    table = page.inner_text("table")
+    assert "peer-key" in table and "account-admin" not in table and boss["id"] not in page.content()
+    assert page.locator(f"form[action='/dashboard/keys/{boss['id']}/revoke']").count() == 0
+    page.screenshot(path=str(artifacts / "dashboard-keys-user.png"), full_page=True)
+    # forge the revoke form for the admin key from inside the signed-in page, with its CSRF token
+    status = page.evaluate("""async (id) => {
+        const body = new URLSearchParams({csrf: document.querySelector("input[name=csrf]").value});
+        const r = await fetch(`/dashboard/keys/${id}/revoke`, {method: "POST", body, redirect: "manual"});
+        return r.status;
+    }""", boss["id"])
+    assert status == 404
+    assert [e for e in page.errors if "404" not in e] == []
+    page.errors.clear()  # the console's note of that 404 is expected
+    page.goto(gw.url + "/dashboard/keys?account_id=" + gw.account)
+    assert "account-admin" not in page.inner_text("main")
+    r = httpx.get(gw.url + "/admin/keys", headers={"Authorization": f"Bearer {boss['key']}"})
+    assert r.status_code == 200  # the admin key still works
+    # the user key's own user keys it can manage: revoke the peer from the page
+    page.once("dialog", lambda d: d.accept())
+    page.locator(f"form[action='/dashboard/keys/{peer['id']}/revoke'] button").click()
+    page.wait_for_url("**/dashboard/keys?revoked=*")
+    assert "revoked" in page.inner_text("main")
+    # signing out ends the session: the browser's old cookie no longer opens a page
+    cookie = next(c for c in page.context.cookies() if c["name"] == "perilune_session")
+    page.click("text=Sign out")
+    page.wait_for_url("**/dashboard/login")
+    replay = httpx.get(gw.url + "/dashboard/keys", cookies={"perilune_session": cookie["value"]})
+    assert replay.status_code == 303
     assert page.errors == []

@@ -303,15 +303,30 @@ forward_headers = ["x-sim-*"]
                     ids.add(row["id"])
         return ids
 
+    def usage_counters(self, node: Node) -> dict[str, int]:
+        """The node's own usage-writer figures (/metrics): queue_depth, spool_bytes, records_written,
+        records_spooled, records_replayed, database_up."""
+        r = httpx.get(node.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
+        out: dict[str, int] = {}
+        for line in r.text.splitlines():
+            name, _, value = line.partition(" ")
+            if name.startswith("perilune_usage_") and value and "{" not in name:
+                out[name.removeprefix("perilune_usage_").removesuffix("_total")] = int(float(value))
+        return out
+
     def spooled_total(self) -> int:
         """Records the live gateways say they spooled (their Prometheus counter), replayed or not."""
-        total = 0
-        for node in self.live:
-            r = httpx.get(node.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
-            for line in r.text.splitlines():
-                if line.startswith("perilune_usage_records_spooled_total "):
-                    total += int(float(line.split()[1]))
-        return total
+        return sum(self.usage_counters(n).get("records_spooled", 0) for n in self.live)
+
+    def writers(self) -> str:
+        """Every live node's usage-writer figures, for failure messages."""
+        parts = []
+        for n in self.live:
+            try:
+                parts.append(f"{n.name} {self.usage_counters(n)}")
+            except httpx.HTTPError as e:
+                parts.append(f"{n.name} /metrics failed: {e.__class__.__name__}")
+        return "; ".join(parts)
 
     def spool_bytes(self) -> int:
         return sum(p.stat().st_size for n in self.nodes for p in (n.home / "spool").glob("*usage-*.jsonl*")

@@ -81,6 +81,8 @@ def check_records(cluster: Cluster, results: list[Result], v: Verdict, *, max_no
     served_missing = [r for r in missing if r.status == 200]
     if served_missing:
         v.fail(f"{len(served_missing)} served requests (HTTP 200) without a usage record: {_ids(served_missing)}")
+    if missing:
+        v.note(f"usage writers when the records were missing: {cluster.writers()}")
     if len(missing) > len(served_missing):
         others = [r for r in missing if r.status != 200]
         v.fail(f"{len(others)} answered requests (non-200) without a usage record: {_ids(others)}")

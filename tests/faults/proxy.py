@@ -10,6 +10,8 @@ method calls:
 - ``heal()``: everything flows again, including the bytes that were held.
 - ``heal_new_only()``: new connections flow, the connections held so far stay silent for good (what a
   gateway sees when packets were dropped and only a reconnect gets through).
+- ``hold_when(pattern)``: arm a hold that starts right after a client sends bytes containing `pattern`
+  (e.g. an INSERT of a transaction not yet committed), so that a hold catches work in the middle.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"fault-proxy-{name}", daemon=True)
         self._server: asyncio.Server | None = None
         self._gate: asyncio.Event | None = None
+        self._trigger: bytes | None = None
 
     # ---- lifecycle ----
     def start(self) -> FaultProxy:
@@ -117,6 +120,14 @@ class FaultProxy:
     def hold(self) -> None:
         self._call(self._control("hold"))
 
+    def hold_when(self, pattern: bytes) -> None:
+        """Hold (as `hold()`) as soon as a client->target chunk containing `pattern` was forwarded."""
+        self._call(self._arm(pattern))
+
+    @property
+    def holding(self) -> bool:
+        return self._trigger is None and bool(self.stats.history) and self.stats.history[-1] == "hold"
+
     def heal(self) -> None:
         self._call(self._control("heal"))
 
@@ -144,8 +155,12 @@ class FaultProxy:
             link.reset()
         self._links.clear()
 
+    async def _arm(self, pattern: bytes) -> None:
+        self._trigger = pattern
+
     async def _control(self, what: str) -> None:
         assert self._gate is not None
+        self._trigger = None  # any control disarms hold_when()
         self.stats.history.append(what)
         if what == "cut":
             self._mode = "cut"
@@ -193,7 +208,8 @@ class FaultProxy:
             if link.closed:  # cut while connecting
                 _reset(link.upstream)
                 return
-            await asyncio.gather(self._pump(reader, link.upstream, link), self._pump(up_reader, writer, link))
+            await asyncio.gather(self._pump(reader, link.upstream, link, upstream=True),
+                                 self._pump(up_reader, writer, link))
         finally:
             self._links.discard(link)
             if not link.closed:
@@ -202,7 +218,8 @@ class FaultProxy:
                 if link.upstream is not None:
                     link.upstream.close()
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, link: _Link) -> None:
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, link: _Link, *,
+                    upstream: bool = False) -> None:
         try:
             while True:
                 data = await src.read(CHUNK)
@@ -215,6 +232,9 @@ class FaultProxy:
                     return
                 dst.write(data)
                 self.stats.bytes_forwarded += len(data)
+                if upstream and self._trigger is not None and self._trigger in data:
+                    self._trigger = None
+                    await self._control("hold")  # the target has the statement; its answer is held
                 await dst.drain()
         except (OSError, asyncio.IncompleteReadError):
             link.reset()

@@ -119,7 +119,8 @@ async def test_f_max_tokens_beyond_any_model_is_a_400_naming_the_param(calm: Clu
         (Spec("openai", "sim-gpt", max_tokens=None, extra=(("max_completion_tokens", 2**63),)),
          "max_completion_tokens"),
         (Spec("openai", "sim-gpt", max_tokens=16385), "max_tokens"),  # one above the model's maximum
-        (Spec("anthropic", "sim-claude", max_tokens=2**63), "max_tokens"),
+        (Spec("anthropic", "sim-claude", max_tokens=2**63), "max_tokens"),  # native Anthropic upstream
+        (Spec("anthropic", "sim-gpt", max_tokens=2**63), "max_tokens"),  # translated to an OpenAI upstream
         (Spec("anthropic", "sim-gpt", max_tokens=2**63, stream=True), "max_tokens"),
     ]
     async with Driver([n.url for n in calm.live], acct.key) as driver:
@@ -127,6 +128,6 @@ async def test_f_max_tokens_beyond_any_model_is_a_400_naming_the_param(calm: Clu
     v = check_all(calm, results, [acct])
     for r, (_, param) in zip(results, cases, strict=True):
         if r.status != 400 or not _named(r, param):
-            v.fail(f"{r.spec.kind} with {param} too large: expected a 400 naming {param!r}, got HTTP {r.status} "
-                   f"{r.body[:300]!r}")
+            v.fail(f"{r.request_id} [{r.spec.kind}] with {param} too large: expected a 400 naming {param!r}, got "
+                   f"HTTP {r.status} {r.body[:300]!r}; record {v.records.get(r.request_id or '')}")
     v.check()

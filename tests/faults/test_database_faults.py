@@ -29,6 +29,20 @@ def mix(i: int) -> Spec:
                 sim=(("x-sim-chunk-delay-ms", "20"), ("x-sim-output-tokens", "12")))
 
 
+async def hold_mid_transaction(c: Cluster, v: Verdict) -> None:
+    """Hold PostgreSQL right after a usage writer sent the rollup upsert of a batch not yet committed:
+    the worst moment, when the silent session keeps its transaction (and row locks) open on the server.
+    Without plain-text traffic to match (TLS), a plain hold after 5 s."""
+    await asyncio.to_thread(c.pg.hold_when, b"INSERT INTO usage_rollups")
+    deadline = time.monotonic() + 5
+    while not c.pg.holding and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    caught = c.pg.holding
+    if not caught:
+        await asyncio.to_thread(c.pg.hold)
+    v.note(f"phase 1: PostgreSQL held at {utc()} ({'in the middle of a usage batch' if caught else 'plain hold'})")
+
+
 async def ready_status(url: str) -> int | None:
     try:
         async with httpx.AsyncClient(timeout=3.0) as client:
@@ -79,8 +93,7 @@ async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeClu
         # phase 1: a silent database while serving, then only new connections get through
         load = asyncio.create_task(driver.run(mix, concurrency=8, duration_s=HOLD_S + 4))
         await asyncio.sleep(2)
-        await asyncio.to_thread(c.pg.hold)
-        v.note(f"phase 1: PostgreSQL held at {utc()}")
+        await hold_mid_transaction(c, v)
         spooled, ready = await watch_spool(c, HOLD_S)
         await asyncio.to_thread(c.pg.heal_new_only)
         v.note(f"phase 1: new connections only restored at {utc()}")
@@ -98,7 +111,7 @@ async def test_d_postgres_silent_then_new_connections_only(make_cluster: MakeClu
         if late:
             spooled_now = set().union(*(c.spooled_ids(n) for n in c.live))
             v.note(f"phase 1: of the {len(late)} answers without a record, {len(spooled_now & set(late))} are in a "
-                   "spool file (spooled, not replayed); the others are nowhere on disk (still in a process)")
+                   "spool file (spooled, not replayed); the others are in no spool file (in memory, or lost)")
             v.note(f"phase 1: database sessions now: {c.sessions()}")
 
         # phase 2: silent again, and SIGTERM to the first gateway while its records cannot be written

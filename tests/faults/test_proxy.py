@@ -140,6 +140,17 @@ def test_heal_new_only_leaves_held_connections_silent(echo_proxy: FaultProxy) ->
     during.close()
 
 
+def test_hold_when_starts_the_hold_right_after_the_pattern_went_through(echo_proxy: FaultProxy) -> None:
+    s = connect(echo_proxy)
+    echo_proxy.hold_when(b"COMMIT-ME")
+    assert echo(s, b"before") == b"before" and not echo_proxy.holding
+    s.sendall(b"INSERT ... COMMIT-ME")  # reaches the target; its answer is held
+    assert silent(s) and echo_proxy.holding
+    echo_proxy.heal()
+    assert s.recv(100) == b"INSERT ... COMMIT-ME"
+    s.close()
+
+
 @pytest.mark.redis
 def test_redis_through_the_proxy() -> None:
     require("Redis", "127.0.0.1", 6379)

@@ -13,7 +13,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import ADMIN_KEY, Gateway, StartGateway, free_port
+from tests.conftest import ADMIN_KEY, Gateway, StartGateway, default_config, free_port
+
+LOCAL_HOOKS = '\n[outbound]\nallow_http = true\nallow_hosts = ["127.0.0.1"]\n'
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -149,7 +151,8 @@ def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
 def test_low_balance_alert_fires_once_per_crossing(start_gateway: StartGateway,
                                                    webhook: tuple[str, list[dict[str, object]]]) -> None:
     url, received = webhook
-    gw = start_gateway(credit_usd="0.001")
+    # the hook listens on 127.0.0.1 over http: allowed only because the operator says so
+    gw = start_gateway(config=default_config("{sim_url}") + LOCAL_HOOKS, credit_usd="0.001")
     r = httpx.post(gw.v1 + "/balance/alerts", headers=auth(gw.key),
                    json={"thresholds_usd": ["0.0009", "0.0005"], "webhook_url": url})
     assert r.status_code == 200 and r.json()["alerts"]["thresholds_usd"] == ["0.0009", "0.0005"]

@@ -60,6 +60,8 @@ def test_sign_in_keeps_the_key_in_an_httponly_cookie(gw: Gateway) -> None:
     cookie = r.headers["set-cookie"]
     for attr in ("HttpOnly", "SameSite=Strict", "Path=/dashboard", "Max-Age="):
         assert attr in cookie
+    assert "Secure" not in cookie  # plain http here
+    assert gw.key not in cookie and cookie.startswith("perilune_session=")  # a session id, not the key
     assert gw.key not in r.headers["location"]
     c = signed_in(gw, gw.key)
     page = c.get("/dashboard/logs")
@@ -68,9 +70,18 @@ def test_sign_in_keeps_the_key_in_an_httponly_cookie(gw: Gateway) -> None:
                         ("cache-control", "no-store")):
         assert page.headers[name] == value
     assert "script-src 'self'" in page.headers["content-security-policy"]
+    stolen = c.cookies["perilune_session"]
     out = c.post("/dashboard/logout")
-    assert out.status_code == 303 and 'perilune_dashboard=""' in out.headers["set-cookie"]
+    assert out.status_code == 303 and 'perilune_session=""' in out.headers["set-cookie"]
     assert c.get("/dashboard/logs").status_code == 303
+    # logout ended the session on the server: a copy of the cookie no longer signs in
+    replay = httpx.get(gw.url + "/dashboard/logs", cookies={"perilune_session": stolen})
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/dashboard/login")
+    # the raw key as a cookie (what older versions stored) signs nothing in either
+    raw = httpx.get(gw.url + "/dashboard/logs", cookies={"perilune_session": gw.key})
+    assert raw.status_code == 303
+    for junk in ("x" * 500, "a%00b", "ab;cd", ""):
+        assert httpx.get(gw.url + "/dashboard/logs", cookies={"perilune_session": junk}).status_code == 303
     css = httpx.get(gw.url + "/dashboard/static/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
@@ -146,3 +157,60 @@ def test_keys_are_created_and_revoked_with_csrf(gw: Gateway) -> None:
     assert c.post(f"/dashboard/keys/{theirs['id']}/revoke", data={"csrf": token}).status_code == 404
     still = httpx.get(gw.v1 + "/usage/records", headers={"Authorization": f"Bearer {theirs['key']}"})
     assert still.status_code == 200
+
+
+def _db_sessions(gw: Gateway) -> list[tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(gw.home / "perilune.db") as conn:
+        return [(r[0], r[1]) for r in conn.execute("SELECT id_hash, key_hash FROM dashboard_sessions")]
+
+
+def test_sessions_are_stored_hashed_and_end_with_their_key(gw: Gateway) -> None:
+    import hashlib
+
+    admin = {"Authorization": f"Bearer {gw.admin_key}"}
+    made = httpx.post(gw.url + "/admin/keys", headers=admin, json={"account_id": gw.account, "name": "s"}).json()
+    c = signed_in(gw, made["key"])
+    sid = c.cookies["perilune_session"]
+    stored = _db_sessions(gw)
+    assert (hashlib.sha256(sid.encode()).hexdigest(), hashlib.sha256(made["key"].encode()).hexdigest()) in stored
+    assert all(sid not in row and made["key"] not in row for row in stored)
+    assert c.get("/dashboard/keys").status_code == 200
+    httpx.delete(gw.url + f"/admin/keys/{made['id']}", headers=admin)
+    deadline = time.monotonic() + 5
+    while c.get("/dashboard/keys").status_code != 303:  # a revoked key ends its sessions
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_a_user_key_sees_and_manages_only_user_keys_of_its_account(gw: Gateway) -> None:
+    admin = {"Authorization": f"Bearer {gw.admin_key}"}
+    boss = httpx.post(gw.url + "/admin/keys", headers=admin,
+                      json={"account_id": gw.account, "name": "account admin", "role": "admin"}).json()
+    peer = httpx.post(gw.url + "/admin/keys", headers=admin, json={"account_id": gw.account, "name": "peer"}).json()
+    c = signed_in(gw, gw.key)
+    page = c.get("/dashboard/keys").text
+    assert boss["id"] not in page and "account admin" not in page and peer["id"] in page
+    assert c.post(f"/dashboard/keys/{boss['id']}/revoke", data={"csrf": csrf(page)}).status_code == 404
+    listed = httpx.get(gw.url + "/admin/keys", headers=admin, params={"account_id": gw.account}).json()["data"]
+    assert next(k for k in listed if k["id"] == boss["id"])["revoked_at"] is None
+    assert httpx.get(gw.url + "/admin/keys", headers={"Authorization": f"Bearer {boss['key']}"}).status_code == 200
+    # an admin key sees and manages every key
+    a = signed_in(gw, gw.admin_key)
+    apage = a.get("/dashboard/keys").text
+    assert boss["id"] in apage and peer["id"] in apage
+    r = a.post(f"/dashboard/keys/{peer['id']}/revoke", data={"csrf": csrf(apage)})
+    assert r.status_code == 303
+
+
+def test_secure_cookie_behind_a_trusted_proxy_only(start_gateway: StartGateway, gw: Gateway) -> None:
+    forwarded = {"X-Forwarded-Proto": "https"}
+    r = httpx.post(gw.url + "/dashboard/login", data={"key": gw.key, "next": "/dashboard/logs"}, headers=forwarded)
+    assert r.status_code == 303 and "Secure" not in r.headers["set-cookie"]  # proxy headers not trusted
+    trusted = start_gateway(env={"PERILUNE_TRUST_PROXY_HEADERS": "true"})
+    r = httpx.post(trusted.url + "/dashboard/login", data={"key": trusted.key, "next": "/dashboard/logs"},
+                   headers=forwarded)
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+    r = httpx.post(trusted.url + "/dashboard/login", data={"key": trusted.key, "next": "/dashboard/logs"})
+    assert r.status_code == 303 and "Secure" not in r.headers["set-cookie"]

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from perilune.gateway.identities import auto_account_id
 from perilune.store.db import Database
 from perilune.store.keys import KeyStore
 from tests.conftest import ADMIN_KEY, Gateway, StartGateway, default_config, free_port
@@ -125,6 +126,10 @@ ASYMMETRIC_BAD: list[tuple[str, Callable[[], str], str, str]] = [
 ]
 
 
+# the JWKS server of these tests is on 127.0.0.1 over http: the operator allows that explicitly
+OUTBOUND_LOCAL = '\n[outbound]\nallow_http = true\nallow_hosts = ["127.0.0.1"]\n'
+
+
 def jwt_config(sim_url: str, section: str) -> str:
     # Accounts created from a JWT start with no prepaid balance; these tests are about authentication.
     return ("prepaid = false\n" + default_config(sim_url)
@@ -158,19 +163,20 @@ def file_gateway(start_gateway: StartGateway, sim_url: str, tmp_path_factory: py
                  ) -> Gateway:
     path = tmp_path_factory.mktemp("jwks") / "jwks.json"
     path.write_bytes(jwks((RSA_KEY.public_key(), "rsa1"), (EC_KEY.public_key(), "ec1")))
-    return start_gateway(config=jwt_config(sim_url, f'jwks_file = "{path}"'))
+    return start_gateway(config=jwt_config(sim_url, f'jwks_file = "{path}"\nauto_accounts = true'))
 
 
 def test_jwks_file_rs256_and_es256_accepted(file_gateway: Gateway) -> None:
     before = account_names(file_gateway)
-    assert "jwt-alice" not in before and "jwt-bob" not in before
+    alice, bob = auto_account_id(ISS, "jwt-alice"), auto_account_id(ISS, "jwt-bob")
+    assert alice not in before and bob not in before
     chat_ok(file_gateway, rs256())
     chat_ok(file_gateway, es256(sub="jwt-bob"))
     token = rs256()
     for _ in range(3):
         chat_ok(file_gateway, token)
     after = account_names(file_gateway)
-    assert after["jwt-alice"] == "jwt-alice" and after["jwt-bob"] == "jwt-bob"
+    assert after[alice] == "jwt-alice" and after[bob] == "jwt-bob"  # auto_accounts: ids of their own
     assert len(after) == len(before) + 2
 
 
@@ -244,7 +250,8 @@ def jwks_server() -> Iterator[JwksServer]:
 @pytest.fixture(scope="module")
 def url_gateway(start_gateway: StartGateway, sim_url: str, jwks_server: JwksServer) -> Gateway:
     return start_gateway(config=jwt_config(
-        sim_url, f'jwks_url = "{jwks_server.url}"\njwks_refresh_s = 3600\njwks_min_refetch_s = 0'))
+        sim_url, f'jwks_url = "{jwks_server.url}"\njwks_refresh_s = 3600\njwks_min_refetch_s = 0\n'
+                 'auto_accounts = true') + OUTBOUND_LOCAL)
 
 
 def test_jwks_url_accepts_and_rotates_keys(url_gateway: Gateway, jwks_server: JwksServer) -> None:
@@ -261,7 +268,7 @@ def test_jwks_url_accepts_and_rotates_keys(url_gateway: Gateway, jwks_server: Jw
     assert jwks_server.hits == 3
     chat_ok(url_gateway, rs256(kid="rsa2", key=RSA_KEY2))  # known now: no fetch
     assert jwks_server.hits == 3
-    assert "jwt-carol" in account_names(url_gateway)
+    assert account_names(url_gateway)[auto_account_id(ISS, "jwt-carol")] == "jwt-carol"
 
 
 URL_BAD = [c for c in ASYMMETRIC_BAD if c[2] != "unknown_kid"]  # unknown kids: see the rotation test
@@ -275,7 +282,8 @@ def test_jwks_url_rejections(url_gateway: Gateway, make: Callable[[], str], code
 # ---- HS256 ----
 @pytest.fixture(scope="module")
 def hs_gateway(start_gateway: StartGateway, sim_url: str) -> Gateway:
-    section = 'hs256_secret_env = "TEST_JWT_SECRET"\naccount_claim = "org"'
+    section = ('hs256_secret_env = "TEST_JWT_SECRET"\naccount_claim = "org"\n'
+               'account_map = { "jwt-org-1" = "acct_mapped_org1" }')
     return start_gateway(config=jwt_config(sim_url, section), env={"TEST_JWT_SECRET": SECRET})
 
 
@@ -283,17 +291,107 @@ def hs256(secret: str = SECRET, **over: Any) -> str:
     return jwt.encode(claims(**over), secret, algorithm="HS256")
 
 
-def test_hs256_accepted_with_configured_claim(hs_gateway: Gateway) -> None:
+def test_hs256_account_map_from_config(hs_gateway: Gateway) -> None:
+    assert_403_not_linked(hs_gateway, hs256(org="jwt-org-1"))  # mapped account does not exist yet
+    db = Database(f"sqlite:///{hs_gateway.home / 'perilune.db'}")
+    KeyStore(db).ensure_account("acct_mapped_org1", "org one")
+    db.dispose()
     chat_ok(hs_gateway, hs256(org="jwt-org-1"))
-    assert account_names(hs_gateway)["jwt-org-1"] == "jwt-org-1"
+    r = httpx.get(hs_gateway.v1 + "/balance", headers={"Authorization": f"Bearer {hs256(org='jwt-org-1')}"})
+    assert r.status_code == 200 and r.json()["account_id"] == "acct_mapped_org1"
+    assert_403_not_linked(hs_gateway, hs256(org="jwt-org-2"))  # not in the map, not linked
     chat_ok(hs_gateway, hs_gateway.key)
+
+
+def assert_403_not_linked(gw: Gateway, token: str) -> None:
+    for path in ("/balance", "/usage/records"):
+        r = httpx.get(gw.v1 + path, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["code"] == "identity_not_linked"
+    r = httpx.post(gw.v1 + "/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                   json={"model": "sim-gpt", "messages": MSG})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "identity_not_linked"
+
+
+def settled_balance(gw: Gateway) -> str:
+    """The balance once two reads half a second apart agree."""
+    last = None
+    for _ in range(40):
+        r = httpx.get(gw.v1 + "/balance", headers={"Authorization": f"Bearer {gw.key}"})
+        now_ = r.json()["balance_usd"]
+        if now_ == last:
+            return str(now_)
+        last = now_
+        time.sleep(0.5)
+    raise AssertionError("the balance did not settle")
+
+
+def test_subject_naming_an_api_key_account_is_refused(hs_gateway: Gateway) -> None:
+    """The issue's attack: an HS256 token whose sub is an existing account id reads and spends nothing."""
+    victim = hs_gateway.account
+    before = settled_balance(hs_gateway)  # earlier tests' charges may still be settling
+    attack = hs256(sub=victim, org=victim)
+    assert_403_not_linked(hs_gateway, attack)
+    r = httpx.get(hs_gateway.v1 + "/usage/records", headers={"Authorization": f"Bearer {attack}"},
+                  params={"account_id": victim})
+    assert r.status_code == 403
+    assert settled_balance(hs_gateway) == before
+    assert victim in account_names(hs_gateway) and len(account_names(hs_gateway)) <= 2
+
+
+def test_link_identity_by_admin_api_and_cli(hs_gateway: Gateway) -> None:
+    from tests.conftest import perilune
+
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    account = httpx.post(hs_gateway.url + "/admin/accounts", headers=admin, json={"name": "linked"}).json()["id"]
+    dave = hs256(sub="jwt-dave")
+    assert_403_not_linked(hs_gateway, dave)
+    r = httpx.post(hs_gateway.url + "/admin/identities", headers=admin,
+                   json={"issuer": ISS, "subject": "jwt-dave", "account_id": account})
+    assert r.status_code == 201, r.text
+    ident = r.json()
+    assert (ident["issuer"], ident["subject"], ident["account_id"], ident["unlinked_at"]) == (
+        ISS, "jwt-dave", account, None)
+    r = httpx.get(hs_gateway.v1 + "/balance", headers={"Authorization": f"Bearer {dave}"})
+    assert r.status_code == 200 and r.json()["account_id"] == account
+    listed = httpx.get(hs_gateway.url + "/admin/identities", headers=admin, params={"account_id": account})
+    assert [i["id"] for i in listed.json()["data"]] == [ident["id"]]
+    # bad input: 400 naming the param, 404 for an unknown account
+    for body, param in (({"subject": "a\x00b", "account_id": account}, "subject"),
+                        ({"subject": "x", "account_id": account, "issuer": "i\x00"}, "issuer"),
+                        ({"account_id": account}, "subject")):
+        r = httpx.post(hs_gateway.url + "/admin/identities", headers=admin, json=body)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+    r = httpx.post(hs_gateway.url + "/admin/identities", headers=admin,
+                   json={"subject": "x", "account_id": "acct_nope"})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "account_id"
+    user = httpx.post(hs_gateway.url + "/admin/identities", headers={"Authorization": f"Bearer {hs_gateway.key}"},
+                      json={"subject": "x", "account_id": hs_gateway.account})
+    assert user.status_code == 403
+    r = httpx.delete(hs_gateway.url + f"/admin/identities/{ident['id']}", headers=admin)
+    assert r.status_code == 200 and r.json()["unlinked_at"] is not None
+    assert_403_not_linked(hs_gateway, dave)
+    # the CLI links it again (another process; this instance sees it within a second)
+    args = ("--home", str(hs_gateway.home), "--config", str(hs_gateway.config))
+    out = perilune("identities", "link", account, "--subject", "jwt-dave", "--issuer", ISS, *args,
+                   env=hs_gateway.env)
+    assert out.stdout.startswith(f"linked {ident['id']}")
+    listed_cli = json.loads(perilune("identities", "list", "--json", *args, env=hs_gateway.env).stdout)
+    assert [(i["id"], i["account_id"]) for i in listed_cli] == [(ident["id"], account)]
+    deadline = time.monotonic() + 5
+    while httpx.get(hs_gateway.v1 + "/balance", headers={"Authorization": f"Bearer {dave}"}).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    bad = perilune("identities", "link", "acct_nope", "--subject", "x", *args, env=hs_gateway.env, check=False)
+    assert bad.returncode == 1 and "no account" in bad.stderr
+    assert perilune("identities", "unlink", "idn_nope", *args, env=hs_gateway.env, check=False).returncode == 1
 
 
 @pytest.mark.parametrize(("make", "code", "message"), [
     (lambda: hs256(secret="a-different-secret-of-sufficient-length!", org="o"), "invalid_signature",
      MESSAGES["invalid_signature"]),
     (lambda: hs256(org="o", exp=now() - 300, iat=now() - 900), "expired_token", MESSAGES["expired_token"]),
-    (lambda: hs256(), "missing_claim", "The token is missing the required 'org' claim."),
+    (lambda: hs256(sub=None, org="o"), "missing_claim", "The token is missing the required 'sub' claim."),
     (lambda: hs256(org="o", aud="x"), "invalid_audience", MESSAGES["invalid_audience"]),
     (lambda: hand_made({"alg": "none"}, claims(org="o")), "unsupported_algorithm",
      NO_ALG_NONE),

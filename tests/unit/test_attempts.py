@@ -215,3 +215,13 @@ def test_a_failing_attempt_during_a_hedge_lets_the_other_continue() -> None:
     assert isinstance(result, tuple)
     assert [t.provider for t in tries][:2] == ["a", "b"]
     assert result[1] in ("b:ok", "c:ok")  # after a failed, c starts at once beside b
+
+
+def test_a_probe_taken_meanwhile_falls_back_to_the_open_ones_instead_of_failing() -> None:
+    h = health(breaker=BreakerPolicy(failures=1, cooldown_s=60.0))
+    a, b = dep("a"), dep("b")
+    h.report(b, False, 502)  # b is open; a looks available when the candidates are listed ...
+    h.allow = lambda d: False  # type: ignore[method-assign]  # ... but its probe is gone when it starts
+    ups = Upstreams(a=ok(), b=ok())
+    result, tries = run(h, [a, b], ups)
+    assert isinstance(result, tuple) and [t.provider for t in tries] == ["b"]  # not a 500: b is tried

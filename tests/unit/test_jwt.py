@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from perilune.errors import AuthenticationFailed
+from perilune.gateway.identities import Identity
 from perilune.gateway.jwks import JwksError, parse_jwks
 from perilune.gateway.jwt import JWTVerifier, build_verifier, looks_like_jwt
 from perilune.settings import Jwt, SettingsError, load_settings
@@ -73,13 +74,10 @@ def hand_made(header: dict[str, Any], payload: dict[str, Any], hmac_key: bytes |
     return f"{signing_input}.{b64(sig)}"
 
 
-class Accounts:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, account_id: str, name: str) -> bool:
-        self.calls.append((account_id, name))
-        return True
+async def sub(v: JWTVerifier, token: str) -> str:
+    """The subject of the identity a token verifies as (which account it acts for is decided by
+    perilune.gateway.identities; see tests/unit/test_identities.py)."""
+    return (await v.identity_for(token)).subject
 
 
 def hs_verifier(**cfg: Any) -> JWTVerifier:
@@ -94,7 +92,7 @@ def rs_verifier(source: Callable[[], Awaitable[bytes]] | None = None, data: byte
 
 async def rejected(v: JWTVerifier, token: str, code: str) -> AuthenticationFailed:
     with pytest.raises(AuthenticationFailed) as info:
-        await v.account_for(token)
+        await sub(v, token)
     e = info.value
     assert e.status_code == 401 and e.code == code, (e.code, e.message)
     assert token not in e.message and "alice" not in e.message
@@ -103,44 +101,45 @@ async def rejected(v: JWTVerifier, token: str, code: str) -> AuthenticationFaile
 
 
 # ---- acceptance ----
-async def test_hs256_accepted_and_account_created_once() -> None:
-    accounts = Accounts()
-    v = JWTVerifier(Jwt(hs256_secret_env="S", audience=AUD, issuer=ISS), secret=SECRET.encode(),
-                    ensure_account=accounts)
+async def test_hs256_accepted_as_issuer_and_subject() -> None:
+    v = JWTVerifier(Jwt(hs256_secret_env="S", audience=AUD, issuer=ISS), secret=SECRET.encode())
     token = hs256()
-    assert await v.account_for(token) == "alice"
-    assert await v.account_for(token) == "alice"
-    assert await v.account_for(hs256(sub="bob")) == "bob"
-    assert await v.account_for(hs256(exp=int(time.time()) + 900)) == "alice"
-    assert accounts.calls == [("alice", "alice"), ("bob", "bob")]
+    assert await v.identity_for(token) == Identity(ISS, "alice", None)
+    assert await sub(v, token) == "alice"
+    assert await sub(v, hs256(sub="bob")) == "bob"
+    assert await sub(v, hs256(exp=int(time.time()) + 900)) == "alice"
+    # a subject that looks like an account id is still only a subject
+    assert await v.identity_for(hs256(sub="acct_0123456789abcdef0123")) == Identity(
+        ISS, "acct_0123456789abcdef0123", None)
 
 
 async def test_rs256_and_es256_accepted() -> None:
     v = rs_verifier()
-    assert await v.account_for(rs256()) == "alice"
-    assert await v.account_for(es256(sub="carol")) == "carol"
+    assert await sub(v, rs256()) == "alice"
+    assert await sub(v, es256(sub="carol")) == "carol"
 
 
-async def test_configured_account_claim_and_numeric_value() -> None:
-    v = hs_verifier(account_claim="tenant")
-    assert await v.account_for(hs256(tenant="acme")) == "acme"
-    assert await v.account_for(hs256(tenant=4217)) == "4217"
-    await rejected(v, hs256(), "missing_claim")
+async def test_account_map_maps_the_configured_claim_only() -> None:
+    v = hs_verifier(account_claim="tenant", account_map={"acme": "acct_acme", "4217": "acct_num"})
+    assert await v.identity_for(hs256(tenant="acme")) == Identity(ISS, "alice", "acct_acme")
+    assert await v.identity_for(hs256(tenant=4217)) == Identity(ISS, "alice", "acct_num")
+    assert await v.identity_for(hs256(tenant="other")) == Identity(ISS, "alice", None)
+    assert await v.identity_for(hs256(sub="bob")) == Identity(ISS, "bob", None)  # no tenant claim
 
 
 async def test_leeway_accepts_recently_expired_and_slightly_early() -> None:
     now = int(time.time())
     v = hs_verifier()
-    assert await v.account_for(hs256(exp=now - 10, iat=now - 100)) == "alice"
-    assert await v.account_for(hs256(nbf=now + 10)) == "alice"
+    assert await sub(v, hs256(exp=now - 10, iat=now - 100)) == "alice"
+    assert await sub(v, hs256(nbf=now + 10)) == "alice"
     await rejected(hs_verifier(leeway_s=0), hs256(exp=now - 10, iat=now - 100), "expired_token")
 
 
 async def test_audience_list_and_no_audience_configured() -> None:
     v = JWTVerifier(Jwt(hs256_secret_env="S", audience=["other", AUD]), secret=SECRET.encode())
-    assert await v.account_for(hs256()) == "alice"
+    assert await sub(v, hs256()) == "alice"
     open_v = JWTVerifier(Jwt(hs256_secret_env="S"), secret=SECRET.encode())
-    assert await open_v.account_for(hs256(aud=None, iss=None)) == "alice"
+    assert await sub(open_v, hs256(aud=None, iss=None)) == "alice"
     # with no audience configured, a token meant for some audience is not accepted here
     await rejected(open_v, hs256(), "invalid_audience")
 
@@ -160,7 +159,7 @@ CASES: list[tuple[str, Callable[[], str], str]] = [
     ("wrong issuer", lambda: rs256(iss="https://evil.example"), "invalid_issuer"),
     ("missing exp", lambda: rs256(exp=None), "missing_claim"),
     ("missing sub", lambda: rs256(sub=None), "missing_claim"),
-    ("sub too long", lambda: rs256(sub="x" * 41), "invalid_claim"),
+    ("sub too long", lambda: rs256(sub="x" * 256), "invalid_claim"),
     ("sub not a string", lambda: rs256(sub=["alice"]), "invalid_token"),
     ("alg none", lambda: hand_made({"alg": "none", "typ": "JWT"}, claims()), "unsupported_algorithm"),
     ("alg None", lambda: hand_made({"alg": "None", "kid": "rsa1"}, claims()), "unsupported_algorithm"),
@@ -217,7 +216,7 @@ async def test_hs_rs_confusion_with_both_configured() -> None:
     v = JWTVerifier(Jwt(hs256_secret_env="S", jwks_url="http://idp.invalid/jwks", audience=AUD, issuer=ISS),
                     secret=SECRET.encode(), initial=JWKS)
     assert v.algorithms == {"HS256", "RS256", "ES256"}
-    assert await v.account_for(hs256()) == "alice" and await v.account_for(rs256()) == "alice"
+    assert await sub(v, hs256()) == "alice" and await sub(v, rs256()) == "alice"
     await rejected(v, hand_made({"alg": "HS256", "kid": "rsa1"}, claims(), RSA_PEM), "invalid_signature")
 
 
@@ -233,14 +232,14 @@ async def test_cached_token_rechecks_expiry_without_reverifying(monkeypatch: pyt
     v = JWTVerifier(Jwt(hs256_secret_env="S", audience=AUD, issuer=ISS, leeway_s=5), secret=SECRET.encode(),
                     clock=lambda: time.time() + offset[0])
     token = hs256(exp=int(time.time()) + 60)
-    assert await v.account_for(token) == "alice"
+    assert await sub(v, token) == "alice"
     calls = []
     real = jwt.decode
     monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert await v.account_for(token) == "alice"
+    assert await sub(v, token) == "alice"
     assert calls == []
     offset[0] = 70.0  # past exp + leeway by our clock: the cached entry no longer answers, PyJWT decides
-    assert await v.account_for(token) == "alice"
+    assert await sub(v, token) == "alice"
     assert calls == [1]
 
 
@@ -264,7 +263,7 @@ async def test_unknown_kid_triggers_one_rate_limited_refetch() -> None:
     v2 = rs_verifier(source, jwks_min_refetch_s=60)
     fetches.clear()
     tokens = [rs256(kid="rsa2", key=RSA_KEY2, jti=str(i)) for i in range(8)]
-    assert await asyncio.gather(*(v2.account_for(t) for t in tokens)) == ["alice"] * 8
+    assert await asyncio.gather(*(sub(v2, t) for t in tokens)) == ["alice"] * 8
     assert len(fetches) == 1  # one shared refetch for all eight
 
 
@@ -276,7 +275,7 @@ async def test_key_set_change_clears_cache_and_drops_removed_keys() -> None:
 
     v = rs_verifier(source, jwks_min_refetch_s=0)
     token = rs256()
-    assert await v.account_for(token) == "alice"
+    assert await sub(v, token) == "alice"
     assert await v.refresh() is False  # unchanged document: nothing to do
     served[0] = jwks(jwk(RSA_KEY2.public_key(), "rsa2"))
     assert await v.refresh() is True
@@ -290,7 +289,7 @@ async def test_refresh_failure_keeps_keys() -> None:
     v = rs_verifier(broken)
     await v.start()
     try:
-        assert await v.account_for(rs256()) == "alice"
+        assert await sub(v, rs256()) == "alice"
     finally:
         await v.stop()
 

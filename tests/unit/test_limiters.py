@@ -24,7 +24,8 @@ async def loader(account_id: str) -> tuple[int, list[str]]:
 
 
 async def redis_limiter() -> RedisLimiter:
-    lim = RedisLimiter(fresh_redis())
+    # a prefix of its own: gateways of other tests still running on this Redis database cannot interfere
+    lim = RedisLimiter(fresh_redis(), prefix=f"t{next(_ids)}:")
     await lim.arm(0)  # a fresh Redis: no instance has charges to contribute
     return lim
 

@@ -252,8 +252,14 @@ def test_hedge_delay_is_the_live_ttft_quantile() -> None:
     for _ in range(10):
         st.add(0.0, True, ttft_ms=2000.0)  # a 10 % slow tail
     assert policy.delay_ms(st, 0.0) == 59.0  # p90 sits below the tail
-    assert HedgePolicy(quantile=0.95, min_samples=10).delay_ms(st, 0.0) == 2000.0  # p95 is inside it
+    no_cap = HedgePolicy(quantile=0.95, min_samples=10, median_multiple=0)
+    assert no_cap.delay_ms(st, 0.0) == 2000.0  # p95 is inside the tail: too late to help
+    assert HedgePolicy(quantile=0.95, min_samples=10).delay_ms(st, 0.0) == 165.0  # capped at 3 x the median (55)
     assert HedgePolicy(quantile=0.5, min_samples=10, min_ms=100.0).delay_ms(st, 0.0) == 100.0
+    wide = DeploymentStats()
+    for i in range(100):
+        wide.add(0.0, True, ttft_ms=100.0 + 3 * i)  # wide, no tail: p95 (382) < 3 x median (741)
+    assert HedgePolicy(min_samples=10).delay_ms(wide, 0.0) == 382.0
 
 
 # ---- health ---------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from perilune.schema.routing import ROUTING_FIELDS, Fallbacks, ModelName, ProviderPrefs
+
 
 class _S(msgspec.Struct, kw_only=True, omit_defaults=True):
     pass
@@ -78,8 +80,11 @@ class ResponsesRequest(_S):
     include: list[str] | None = None
     background: bool | None = None
     # perilune's own fields; never forwarded upstream
-    provider: str | None = None
+    provider: str | ProviderPrefs | None = None
     observability: bool | None = None
+    fallbacks: Fallbacks | None = None
+    fallback_model: ModelName | None = None
+    hedge: bool | None = None
 
 
-PERILUNE_FIELDS = ("provider", "observability")
+PERILUNE_FIELDS = ("provider", "observability", *ROUTING_FIELDS)

@@ -26,11 +26,11 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from perilune.errors import PeriluneError, UpstreamTimeout
+from perilune.errors import PeriluneError, UpstreamTimeout, UpstreamUnavailable
 from perilune.gateway.resilience.classify import falls_through, is_context_overflow
 from perilune.gateway.resilience.health import DeploymentLike, Health
 from perilune.gateway.resilience.retry import Deadline
@@ -86,29 +86,32 @@ class Attempts:
             await asyncio.sleep(delay)
             retry += 1
 
-    def _candidates(self, plan: Sequence[D]) -> Iterator[tuple[D, bool]]:
-        """(deployment, must ask the breaker): the available ones, or all of them when none is."""
+    def _candidates(self, plan: Sequence[D]) -> list[tuple[D, bool]]:
+        """(deployment, last resort): the available ones, then the others, which are tried only when
+        nothing could be started before them (every deployment open, or the probes taken meanwhile)."""
         health = self.health
         available = [d for d in plan if health.available(d)]
-        if available:
-            return ((d, True) for d in available)
-        return ((d, False) for d in plan)  # nothing else left: try the open ones too
+        return [(d, False) for d in available] + [(d, True) for d in plan if d not in available]
 
     async def _pass(self, plan: Sequence[D], open_: Callable[[D], Awaitable[T]], deadline: Deadline,
                     tries: list[Try], hedge: bool, close: Callable[[T], Awaitable[None]] | None
                     ) -> tuple[D, T] | PeriluneError:
         health = self.health
-        queue = list(self._candidates(plan))
+        queue = self._candidates(plan)
         running: dict[asyncio.Task[T], _Running[D]] = {}
         last_error: PeriluneError | None = None
         min_context: tuple[str, int | None] | None = None  # set by a context-length refusal
+        tried_available: list[D] = []  # available deployments started in this pass
 
         def start(as_hedge: bool) -> bool:
             """Start the next candidate. While another attempt runs, only one of the same model (a
             model's reservation covers its own deployments; a new model waits until it is alone)."""
             busy = {r.deployment.model.id for r in running.values()}
             while queue:
-                d, ask = queue[0]
+                d, last_resort = queue[0]
+                if last_resort and tried_available:
+                    queue.pop(0)
+                    continue  # an available one was tried: open deployments stay skipped
                 if min_context is not None:
                     model_id, ctx = min_context
                     own = _context_of(d)
@@ -118,8 +121,10 @@ class Attempts:
                 if busy and d.model.id not in busy:
                     return False
                 queue.pop(0)
-                if ask and not health.allow(d):
+                if not last_resort and not health.allow(d):
                     continue  # opened (or its probe was taken) since the plan was made
+                if not last_resort:
+                    tried_available.append(d)
                 record = Try(d.provider.name, d.model.id, hedge=as_hedge)
                 tries.append(record)
                 task = asyncio.ensure_future(open_(d))
@@ -128,8 +133,8 @@ class Attempts:
             return False
 
         try:
-            if not start(False):
-                return last_error or PeriluneError("no deployment could be tried")  # pragma: no cover
+            if not start(False):  # pragma: no cover - the last-resort entries always start
+                return UpstreamUnavailable("No provider of the model could be tried.", code="no_deployment")
             while running:
                 timeout = deadline.remaining_s()
                 hedging: _Running[D] | None = None

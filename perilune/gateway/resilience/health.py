@@ -181,7 +181,7 @@ def policy_from_settings(r: Resilience) -> HealthPolicy:
                               retry_after_max_s=r.retry_after_max_s, probe_timeout_s=r.probe_timeout_s),
         retry=RetryPolicy(rounds=r.retry_rounds, base_s=r.retry_base_ms / 1000.0, max_s=r.retry_max_ms / 1000.0),
         hedge=HedgePolicy(quantile=r.hedge_quantile, min_samples=r.hedge_min_samples, default_ms=r.hedge_default_ms,
-                          min_ms=r.hedge_min_ms, max_ms=r.hedge_max_ms),
+                          min_ms=r.hedge_min_ms, max_ms=r.hedge_max_ms, median_multiple=r.hedge_median_multiple),
         stats_window_s=r.stats_window_s,
         degraded_error_rate=r.degraded_error_rate,
     )

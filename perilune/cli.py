@@ -243,7 +243,6 @@ def serve(
     from perilune.store.db import Database
 
     settings = _settings(config, home=home, host=host, port=port, workers=workers)
-    _logging(settings.log_level)
     try:
         providers = build_providers(settings)
         if settings.jwt is not None:  # the secret's env var and the JWKS file, checked before serving
@@ -280,6 +279,7 @@ def serve(
         if sim is not None:
             sim.kill()
         raise fail(str(e)) from None
+    _logging(settings.log_level)  # after the checks: a failed start-up is its one line, nothing else
     try:
         err.print(f"perilune {__version__} listening on {base} ({settings.workers} "
                   f"worker{'s' if settings.workers > 1 else ''}, database "

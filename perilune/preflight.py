@@ -14,6 +14,7 @@ import socket
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from perilune.errors import StoreUnavailable
 from perilune.store.db import Database, engine_url
 
 CHECK_TIMEOUT_S = 3.0
@@ -93,6 +94,10 @@ def check_database(db: Database) -> None:
     """Reach the database and bring its schema up to date."""
     try:
         db.migrate()
+    except StoreUnavailable as e:  # the store's own translation of a connection failure
+        cause = e.__cause__ if e.__cause__ is not None else e
+        raise StartupError(f"cannot use the database at {shown_url(db.url)}: {_reason(cause)} "
+                           "(database_url / PERILUNE_DATABASE_URL)") from None
     except SQLAlchemyError as e:
         raise StartupError(f"cannot use the database at {shown_url(db.url)}: {_reason(e)} "
                            "(database_url / PERILUNE_DATABASE_URL)") from None

@@ -33,6 +33,7 @@ import orjson
 
 from perilune.accounting.catalog import ModelInfo
 from perilune.accounting.pricing import MILLION, to_pico
+from perilune.accounting.recorder import pid_alive
 from perilune.errors import InvalidRequest, LimitsUnavailable, PeriluneError
 from perilune.limits.base import MIN_FLEXIBLE_OUT, NO_LIMITS, Ask, Limiter, Limits, Ticket
 from perilune.schema.canonical import Cost, Usage
@@ -299,7 +300,7 @@ class Billing:
             return
         for path in self.spool_dir.glob("settle-*.jsonl"):
             pid = path.stem.removeprefix("settle-")
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
                 continue
             for line in path.read_bytes().splitlines():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -314,13 +315,3 @@ def _ticket(d: dict[str, Any]) -> Ticket:
     a = dict(d["ask"])
     a["key_limits"], a["account_limits"] = Limits(**a["key_limits"]), Limits(**a["account_limits"])
     return Ticket(**{**d, "ask": Ask(**a)})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -408,7 +408,7 @@ class UsageRecorder:
         """Files a dead process had claimed for replay become claimable again."""
         for p in self.spool_dir.glob("usage-*.jsonl.replay-*"):
             m = _CLAIMED.match(p.name)
-            if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
                 with contextlib.suppress(FileNotFoundError):
                     p.rename(self.spool_dir / f"usage-recovered-{m.group(1)}-{time.time_ns()}.jsonl")
 
@@ -417,7 +417,7 @@ class UsageRecorder:
         if m is None:
             return path.name.startswith("usage-recovered-")
         pid = int(m.group(1))
-        return pid == os.getpid() or not _alive(pid)
+        return pid == os.getpid() or not pid_alive(pid)
 
     def replay_spool(self) -> int:
         """Insert every claimable spooled row and remove the files; returns rows newly inserted.
@@ -476,7 +476,8 @@ def _in_memory(url: str) -> bool:
                                          or "mode=memory" in url)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process (the owner of a spool or outbox file) still runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -172,7 +172,8 @@ return 1
 ARM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('SET', ARGV[1]..'boot', string.format('%.3f', now + tonumber(ARGV[2])), 'NX')
+-- rounded down to the millisecond: never later than asked (an admission right after arming must pass)
+redis.call('SET', ARGV[1]..'boot', string.format('%.3f', math.floor((now + tonumber(ARGV[2])) * 1000) / 1000), 'NX')
 return string.format('%.3f', tonumber(redis.call('GET', ARGV[1]..'boot')) - now)
 """
 

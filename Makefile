@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make serve   install perilune into .venv and run the gateway on 127.0.0.1:8787
 #   make test    install the test dependencies and run the whole suite (lint, types, tests); the slow
-#                fault suite (make faults) and the SDK suites (make sdk-test) run in CI after it
+#                fault suite (make faults) and the SDK suites (make sdk-test) have targets of their own
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3

@@ -59,6 +59,7 @@ class _Watchdog:
 
     def __init__(self, on_overdue: Callable[[], None]) -> None:
         self._on_overdue = on_overdue
+        self.orphans: set[int] = set()  # server processes of dropped connections (this engine's server)
         self._lock = threading.Lock()
         self._active: dict[int, tuple[float, Any]] = {}  # id(dbapi conn) -> (deadline, dbapi conn)
         self._heap: list[tuple[float, int, int]] = []
@@ -91,7 +92,8 @@ class _Watchdog:
                     if entry is not None and entry[0] <= now:
                         overdue.append(self._active.pop(key)[1])
             for conn in overdue:
-                _shut_down(conn)
+                with self._lock:
+                    _shut_down(conn, self.orphans)
             if overdue:
                 try:
                     self._on_overdue()
@@ -99,9 +101,12 @@ class _Watchdog:
                     log.exception("could not replace the connection pool")
 
 
-def _shut_down(dbapi_conn: Any) -> None:
-    """Make a blocked psycopg call on ``dbapi_conn`` fail now (the pool then discards the connection)."""
+def _shut_down(dbapi_conn: Any, orphans: set[int]) -> None:
+    """Make a blocked psycopg call on ``dbapi_conn`` fail now (the pool then discards the connection).
+    Its server process may live on behind the silent network, holding a transaction and its locks, so
+    it is remembered and terminated from the next connection that gets through."""
     try:
+        orphans.add(int(dbapi_conn.pgconn.backend_pid))
         fd = dbapi_conn.pgconn.socket
         s = socket.socket(fileno=socket.dup(fd))
     except Exception:  # closed meanwhile, or not a psycopg connection: nothing is blocked on it
@@ -169,8 +174,25 @@ def _translate_errors(engine: Engine) -> None:
             raise _unavailable(ctx.original_exception) from None
 
 
+def _end_orphans(dog: _Watchdog, dbapi_conn: Any) -> None:
+    with dog._lock:
+        pids = list(dog.orphans)
+        dog.orphans.clear()
+    if not pids:
+        return
+    try:
+        with dbapi_conn.cursor() as cur:
+            for pid in pids:
+                cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        dbapi_conn.rollback()
+        log.warning("ended %d database sessions left behind by dropped connections", len(pids))
+    except Exception as e:  # best effort: the server's own timeouts end them eventually
+        log.warning("could not end abandoned database sessions: %s", e.__class__.__name__)
+
+
 def _watch(engine: Engine, timeout_s: float) -> None:
     dog = _Watchdog(lambda: engine.dispose(close=False))
+    sa.event.listen(engine, "connect", lambda dbapi_conn, _rec: _end_orphans(dog, dbapi_conn))
     grace = timeout_s + 1.0  # the server-side statement_timeout answers first when the server can
 
     ping = engine.dialect.do_ping

@@ -194,7 +194,6 @@ class Tally:
     """What a stream has generated so far (for usage when the upstream reports none)."""
 
     texts: list[str] = field(default_factory=list)
-    items: int = 0
 
     def output_tokens(self) -> int:
         return count_tokens("".join(self.texts))
@@ -210,7 +209,6 @@ async def relay_stream(items: AsyncIterator[JSON], encoder: Encoder, served: Ser
         await write(head)
     async for item in items:
         tally.texts.append(encoder.text(item))
-        tally.items += 1
         if capture is not None:
             capture.feed(item)
         if usage_known():

@@ -51,6 +51,7 @@ MAX_CHOICES = 128
 RECENT_CHARGES_S = 300.0  # charges remembered for a rebuild after Redis lost its data
 REBUILD_GRACE_S = 1.0  # after a loss, admissions wait this long for every instance to contribute
 LOOP_S = 0.25
+DRAIN_BATCH = 256  # outbox settlements per round trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,12 +270,15 @@ class Billing:
         await self.limiter.arm(REBUILD_GRACE_S)
 
     async def _drain(self) -> None:
+        """Settle the outbox in batches (after an outage it holds a release for every refused admission,
+        so one round trip each would keep real settlements waiting behind them for seconds)."""
         while self._outbox:
-            t, tokens, charged = self._outbox[0]
-            settled = await self.limiter.settle(t, tokens, charged)
-            self._outbox.pop(0)
-            if settled.stale and charged:
-                await self.limiter.contribute(t.ask.account_id, t.ask.request_id, charged)
+            batch = self._outbox[:DRAIN_BATCH]
+            results = await self.limiter.settle_many(batch)
+            del self._outbox[:len(batch)]  # settlements deferred meanwhile were appended behind the batch
+            for (t, _, charged), settled in zip(batch, results, strict=True):
+                if settled.stale and charged:
+                    await self._contribute(t.ask.account_id, t.ask.request_id, charged)
             if not self._outbox:
                 log.info("outbox settled")
             self._persist()

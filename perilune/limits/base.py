@@ -12,7 +12,7 @@ Windows are fixed UTC minutes; money is integer pico-USD. Backends: :mod:`perilu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,6 +107,11 @@ class Limiter(Protocol):
     async def settle(self, ticket: Ticket, tokens: int, charged_pusd: int) -> Settled:
         """Replace the reservation by the real use; ``charged_pusd`` <= the reserved amount. Idempotent:
         a second settle of the same ticket changes nothing."""
+        ...
+
+    async def settle_many(self, items: Sequence[tuple[Ticket, int, int]]) -> list[Settled]:
+        """``settle`` for each (ticket, tokens, charged) in order, in as few round trips as the store
+        allows; all or nothing on a transport fault (each settlement being idempotent)."""
         ...
 
     async def release(self, ticket: Ticket) -> None: ...

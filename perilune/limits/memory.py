@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from perilune.limits.base import Ask, BalanceLoader, Settled, Ticket, insufficient, rate_limited
 
@@ -116,6 +116,9 @@ class MemoryLimiter:
             return Settled(None)
         self._balance[a.account_id] += ticket.reserved_pusd - min(charged_pusd, ticket.reserved_pusd)
         return Settled(self._balance[a.account_id])
+
+    async def settle_many(self, items: Sequence[tuple[Ticket, int, int]]) -> list[Settled]:
+        return [await self.settle(t, tokens, charged) for t, tokens, charged in items]
 
     async def release(self, ticket: Ticket) -> None:
         await self.settle(ticket, 0, 0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -255,16 +255,31 @@ class RedisLimiter:
             raise rate_limited(scope, what, limit or 0, float(r[1]))
         raise LimitsUnavailable("Could not initialise the account balance in Redis.")
 
-    async def settle(self, ticket: Ticket, tokens: int, charged_pusd: int) -> Settled:
+    def _settle_args(self, ticket: Ticket, tokens: int, charged_pusd: int) -> list[str]:
         a = ticket.ask
-        r = await self._call(self._settle, [
-            self.prefix, a.key_id or "", a.account_id, str(ticket.window), str(ticket.day),
-            str(tokens - ticket.tokens), "1" if ticket.free else "0", a.free_model or "", str(ticket.reserved_pusd),
-            str(min(charged_pusd, ticket.reserved_pusd)), ticket.epoch, "1" if a.enforce_balance else "0",
-            a.request_id])
+        return [self.prefix, a.key_id or "", a.account_id, str(ticket.window), str(ticket.day),
+                str(tokens - ticket.tokens), "1" if ticket.free else "0", a.free_model or "",
+                str(ticket.reserved_pusd), str(min(charged_pusd, ticket.reserved_pusd)), ticket.epoch,
+                "1" if a.enforce_balance else "0", a.request_id]
+
+    @staticmethod
+    def _settled(r: list[str]) -> Settled:
         if r[0] == "stale":
             return Settled(None, stale=True)
         return Settled(int(r[1]) if r[1] != "" else None)
+
+    async def settle(self, ticket: Ticket, tokens: int, charged_pusd: int) -> Settled:
+        return self._settled(await self._call(self._settle, self._settle_args(ticket, tokens, charged_pusd)))
+
+    async def settle_many(self, items: Sequence[tuple[Ticket, int, int]]) -> list[Settled]:
+        """Many settlements in one round trip (an outbox drained after an outage): each is idempotent,
+        so a batch whose reply is lost is simply sent again."""
+        async def run() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ticket, tokens, charged in items:
+                    await self._settle(keys=[], args=self._settle_args(ticket, tokens, charged), client=pipe)
+                return list(await pipe.execute())
+        return [self._settled(r) for r in await self._do(run())]
 
     async def release(self, ticket: Ticket) -> None:
         await self.settle(ticket, 0, 0)

@@ -129,7 +129,7 @@ class Cluster:
         pg, rd = urlsplit(self.db_url), urlsplit(self.redis_url)
         return f"""
 simulator = "never"
-log_level = "warning"
+log_level = "info"
 database_url = "postgresql://{pg.username or 'postgres'}@127.0.0.1:{self.pg.port}{pg.path}"
 redis_url = "redis://127.0.0.1:{self.redis.port}{rd.path or '/0'}"
 key_refresh_s = 0.5
@@ -266,6 +266,24 @@ forward_headers = ["x-sim-*"]
         finally:
             r.close()
         return None if v is None else int(v)
+
+    def open_reservations(self, account_id: str) -> str:
+        """The reservations Redis still holds for an account, with what the database recorded for them."""
+        r = redis.Redis.from_url(self.redis_url, socket_timeout=5, decode_responses=True)
+        try:
+            held: dict[str, str] = r.hgetall(BALANCE_KEY.format(account=account_id).replace("bal:", "res:"))
+        finally:
+            r.close()
+        if not held:
+            return "no open reservations"
+        with self.sql() as conn:
+            rows = {rid: (status, charged) for rid, status, charged in conn.execute(
+                "SELECT id, status, charged_pusd FROM usage_records WHERE id = ANY(%s)",
+                ([rid.partition(":")[0] for rid in held],)).fetchall()}
+        now = time.time()
+        return "open reservations: " + "; ".join(
+            f"{rid} {amount.partition('|')[0]} pico-USD, {now - int(amount.partition('|')[2] or now):.0f} s old, "
+            f"record {rows.get(rid.partition(':')[0], 'none')}" for rid, amount in sorted(held.items())[:12])
 
     def api_balance(self, node: Node, acct: Account) -> int | None:
         r = httpx.get(node.url + "/v1/balance", headers={"Authorization": f"Bearer {acct.key}"}, timeout=10)

@@ -160,6 +160,7 @@ def check_converged(cluster: Cluster, accounts: list[Account], v: Verdict, timeo
                 v.fail(f"account {a.id}: without a repair the live balance stays {usd(live)} against a ledger "
                        f"balance of {usd(ledger)} (drift {usd(live - ledger)}) {timeout_s:.0f} s after the load: "
                        "settlements lost or reservations never released")
+                v.note(cluster.open_reservations(a.id))
                 break
             time.sleep(0.25)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from perilune.errors import InsufficientBalance, LimitsUnavailable, RateLimited
-from perilune.limits.base import NO_LIMITS, Ask, Limiter, Limits
+from perilune.limits.base import NO_LIMITS, Ask, Limiter, Limits, Ticket
 from perilune.limits.memory import MemoryLimiter
 from perilune.limits.redis import RedisLimiter
 from tests.services import fresh_redis
@@ -95,6 +95,18 @@ async def test_settling_twice_changes_nothing(limiter: Limiter) -> None:
     await limiter.settle(t, 10, 250)  # a retry after a lost reply
     await limiter.release(t)
     assert await limiter.available("a1") == 750
+
+
+async def test_settle_many_in_order_and_idempotent(limiter: Limiter) -> None:
+    BALANCES["a1"] = 10_000
+    tickets = [await limiter.admit(ask(cost=1000), loader) for _ in range(5)]
+    assert await limiter.available("a1") == 5000
+    never_admitted = Ticket(ask(cost=1000), 0, 0, False, 0)  # a release by id for an admission that never ran
+    batch = [(t, 10, 400) for t in tickets[:3]] + [(never_admitted, 0, 0)]
+    settled = await limiter.settle_many(batch)
+    assert len(settled) == 4 and settled[2].balance_pusd == 10_000 - 2 * 1000 - 3 * 400
+    assert await limiter.settle_many(batch + [(tickets[3], 0, 0)])  # sent again after a lost reply
+    assert await limiter.available("a1") == 10_000 - 1000 - 3 * 400  # only tickets[4] still held
 
 
 async def test_charge_never_above_the_reservation(limiter: Limiter) -> None:

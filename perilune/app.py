@@ -13,7 +13,11 @@ import gc
 import logging
 import os
 import socket
+import sys
+import threading
+import time
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +89,8 @@ class Services:
     models_json: bytes = b"[]"
     openapi_json: bytes = b"{}"
     ready: bool = False
+    stop_by: float = 0.0  # monotonic deadline of a shutdown under way (SIGTERM + the grace period)
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(thread_name_prefix="perilune"))
 
     forever: list[asyncio.Task[Any]] = field(default_factory=list)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -247,6 +253,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
 
     async def startup(app: web.Application) -> None:
         s = app[SERVICES]
+        asyncio.get_running_loop().set_default_executor(s.executor)
         if migrate:
             await asyncio.to_thread(s.db.migrate)
         await s.keys.start()
@@ -267,6 +274,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
         """Before the server stops its handlers: open streams get the grace period, then a proper end."""
         s = app[SERVICES]
         s.ready = False
+        s.stop_by = time.monotonic() + s.settings.shutdown_grace_s
         await s.streams.close(s.settings.shutdown_grace_s)
 
     async def cleanup(app: web.Application) -> None:
@@ -283,11 +291,16 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
             await asyncio.wait(s.background, timeout=10)
         if s.retention is not None:
             await s.retention.stop()
+        if s.stop_by:  # a writer stuck on a silent database is not waited for past the grace period:
+            # what it did not acknowledge is spooled by this process
+            left = s.stop_by - time.monotonic() - 1.0
+            s.recorder.stop_timeout_s = min(s.recorder.stop_timeout_s, max(left, 1.0))
         await s.recorder.stop()
         await s.accountant.stop()
         await s.keys.stop()
         await s.upstream.close()
         s.db.dispose()
+        _release_executor(s.executor)
 
     app.on_startup.append(startup)
     app.on_shutdown.append(shutdown)
@@ -334,3 +347,25 @@ def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None,
         "host": host, "port": port, "reuse_port": reuse_port or None}
     web.run_app(app, access_log=None, print=None, handler_cancellation=True,
                 shutdown_timeout=settings.shutdown_grace_s + 10, backlog=4096, **where)
+    _exit_without_stuck_threads()
+
+
+def _release_executor(used: ThreadPoolExecutor) -> None:
+    """The server's loop joins its thread pool before it closes: hand it a fresh, empty pool, and let
+    the used one's idle threads end without waiting for one blocked on a silent database."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+    used.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_without_stuck_threads() -> None:
+    """Everything is drained, settled or spooled by now. A worker thread still blocked in a call to a
+    silent database (its deadline not reached yet) would hold the interpreter's exit, which joins
+    them: leave without waiting for it."""
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not stuck:
+        return
+    log.warning("exiting with %d worker threads still blocked (a database call past the shutdown)", len(stuck))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -45,6 +45,7 @@ $(VENV)/.installed-sdk: $(VENV)/.installed-test sdk/python/pyproject.toml
 	touch $@
 
 sdk-test: $(VENV)/.installed-sdk
+	bash scripts/test-deps.sh
 	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
 	cd $(SDK_TS) && rm -rf .dist-check && npx tsc -p tsconfig.json --outDir .dist-check \
 		&& diff -r dist .dist-check && rm -rf .dist-check || { echo "sdk/typescript/dist is not the build of src: run npm run build and commit dist"; exit 1; }

@@ -1,7 +1,8 @@
 """A real perilune gateway in demo mode (its built-in simulator as the only provider), for the SDKs'
 test suites, the README examples and ``make sdk-test``.
 
-    python sdk/testbed.py -- COMMAND...     start it, run COMMAND with the environment below, stop it
+    python sdk/testbed.py -- COMMAND...         start it, run COMMAND with the environment below, stop it
+    python sdk/testbed.py --plain -- COMMAND... the same, in plain demo mode (without sdk/testbed.toml)
 
 COMMAND sees ``PERILUNE_BASE_URL`` and ``PERILUNE_API_KEY`` (the first key, with the first-run credit),
 plus ``PERILUNE_TEST_ADMIN_KEY``, ``PERILUNE_TEST_POOR_KEY`` (an account with no money: 402) and
@@ -75,7 +76,7 @@ def _call(method: str, url: str, key: str, body: dict[str, Any] | None = None) -
 
 
 @contextlib.contextmanager
-def testbed(python: str = sys.executable) -> Iterator[Testbed]:
+def testbed(python: str = sys.executable, *, config: Path | None = CONFIG) -> Iterator[Testbed]:
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="perilune-sdk-") as home:
         admin_key = "pk_admin_sdk_" + secrets.token_hex(16)
@@ -84,8 +85,8 @@ def testbed(python: str = sys.executable) -> Iterator[Testbed]:
         env.update(PERILUNE_ADMIN_KEY=admin_key, PERILUNE_SIMULATOR_PORT=str(sim_port), PERILUNE_LOG_LEVEL="warning")
         log = Path(home) / "gateway.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen([python, "-m", "perilune", "serve", "--home", home, "--port", str(port),
-                                     "--config", str(CONFIG)],
+            cmd = [python, "-m", "perilune", "serve", "--home", home, "--port", str(port)]
+            proc = subprocess.Popen(cmd + (["--config", str(config)] if config else []),
                                     cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -126,7 +127,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     cmd = argv[argv.index("--") + 1:]
-    with testbed() as tb:
+    with testbed(config=None if "--plain" in argv[:argv.index("--")] else CONFIG) as tb:
         return subprocess.call(cmd, env={**os.environ, **tb.env()})
 
 

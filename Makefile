@@ -37,7 +37,8 @@ test: $(VENV)/.installed-test
 faults: $(VENV)/.installed-test
 	$(VENV)/bin/pytest tests/faults -m faults $(PYTEST_ARGS)
 
-# Both SDKs (sdk/python, sdk/typescript) against a gateway + simulator of this checkout, in demo mode.
+# Both SDKs (sdk/python, sdk/typescript) against a gateway + simulator of this checkout, in demo mode;
+# then each installed as a user would (fresh venv, fresh npm project) running its examples/tour.
 SDK_TS := sdk/typescript
 SDK_VENV = $(abspath $(VENV))
 $(VENV)/.installed-sdk: $(VENV)/.installed-test sdk/python/pyproject.toml
@@ -45,6 +46,7 @@ $(VENV)/.installed-sdk: $(VENV)/.installed-test sdk/python/pyproject.toml
 	touch $@
 
 sdk-test: $(VENV)/.installed-sdk
+	bash scripts/test-deps.sh
 	cd $(SDK_TS) && npm ci --no-audit --no-fund --loglevel=error
 	cd $(SDK_TS) && rm -rf .dist-check && npx tsc -p tsconfig.json --outDir .dist-check \
 		&& diff -r dist .dist-check && rm -rf .dist-check || { echo "sdk/typescript/dist is not the build of src: run npm run build and commit dist"; exit 1; }
@@ -52,6 +54,7 @@ sdk-test: $(VENV)/.installed-sdk
 	cd sdk/python && $(SDK_VENV)/bin/mypy
 	$(PY) sdk/testbed.py -- sh -c 'cd sdk/python && $(SDK_VENV)/bin/pytest -q -rs -p no:cacheprovider; py=$$?; \
 		cd ../typescript && npm test; ts=$$?; test $$py -eq 0 && test $$ts -eq 0'
+	PYTHON=$(SDK_VENV)/bin/python bash sdk/check-install.sh
 
 clients: $(VENV)/.installed-test  ## the client matrix: Python frameworks, Node SDKs, Vercel AI SDK, Claude Code
 	bash clients/run.sh

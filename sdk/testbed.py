@@ -1,12 +1,15 @@
 """A real perilune gateway in demo mode (its built-in simulator as the only provider), for the SDKs'
 test suites, the README examples and ``make sdk-test``.
 
-    python sdk/testbed.py -- COMMAND...     start it, run COMMAND with the environment below, stop it
+    python sdk/testbed.py -- COMMAND...         start it, run COMMAND with the environment below, stop it
+    python sdk/testbed.py --plain -- COMMAND... the same, in plain demo mode (without sdk/testbed.toml)
 
 COMMAND sees ``PERILUNE_BASE_URL`` and ``PERILUNE_API_KEY`` (the first key, with the first-run credit),
 plus ``PERILUNE_TEST_ADMIN_KEY``, ``PERILUNE_TEST_POOR_KEY`` (an account with no money: 402) and
 ``PERILUNE_TEST_LIMITED_KEY`` (1 request per minute: 429). The gateway and the simulator are this
-checkout's own (``python -m perilune``), so the SDKs are tested against the same commit.
+checkout's own (``python -m perilune``), so the SDKs are tested against the same commit. Its one
+setting beyond demo mode is ``CONFIG`` (sdk/testbed.toml): two router profiles mapped to simulator
+models, so that the router can execute as well as decide.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from typing import Any
 # Any of these in the environment would make demo mode serve a real provider instead of the simulator.
 _PROVIDER_KEYS = re.compile(r"^(OPENAI|ANTHROPIC|GEMINI|GOOGLE|GROQ|TOGETHER|MISTRAL|DEEPSEEK|FIREWORKS|OPENROUTER|"
                             r"XAI)_API_KEY$|^PERILUNE_")
+
+
+CONFIG = Path(__file__).resolve().parent / "testbed.toml"
 
 
 @dataclass
@@ -70,7 +76,7 @@ def _call(method: str, url: str, key: str, body: dict[str, Any] | None = None) -
 
 
 @contextlib.contextmanager
-def testbed(python: str = sys.executable) -> Iterator[Testbed]:
+def testbed(python: str = sys.executable, *, config: Path | None = CONFIG) -> Iterator[Testbed]:
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="perilune-sdk-") as home:
         admin_key = "pk_admin_sdk_" + secrets.token_hex(16)
@@ -79,7 +85,8 @@ def testbed(python: str = sys.executable) -> Iterator[Testbed]:
         env.update(PERILUNE_ADMIN_KEY=admin_key, PERILUNE_SIMULATOR_PORT=str(sim_port), PERILUNE_LOG_LEVEL="warning")
         log = Path(home) / "gateway.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen([python, "-m", "perilune", "serve", "--home", home, "--port", str(port)],
+            cmd = [python, "-m", "perilune", "serve", "--home", home, "--port", str(port)]
+            proc = subprocess.Popen(cmd + (["--config", str(config)] if config else []),
                                     cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -120,7 +127,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     cmd = argv[argv.index("--") + 1:]
-    with testbed() as tb:
+    with testbed(config=None if "--plain" in argv[:argv.index("--")] else CONFIG) as tb:
         return subprocess.call(cmd, env={**os.environ, **tb.env()})
 
 

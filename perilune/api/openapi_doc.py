@@ -11,7 +11,7 @@ import msgspec
 from perilune.api.account import AlertsBody, Amount, LimitsBody
 from perilune.api.admin import NewAccount, NewKey
 from perilune.api.identities import NewIdentity
-from perilune.api.router import FeedbackRequest
+from perilune.api.router import FeedbackRequest, RouterFields
 from perilune.dialects.responses.schema import ResponsesRequest
 from perilune.schema.anthropic import CountTokensRequest, MessagesRequest
 from perilune.schema.media import ImageGenerationRequest, TranscriptionRequest
@@ -175,10 +175,10 @@ def _paths() -> dict[str, Any]:
                                                                 _q("percentiles", "false to skip percentiles",
                                                                    {"type": "boolean"})])},
         "/v1/router": {"post": _op("Semantic routing: pick the model for a chat request (and, with execute, "
-                                   "serve it)", body="ChatCompletionRequest", tag="router", stream=True,
+                                   "serve it)", body="RouterRequest", tag="router", stream=True,
                                    errors=_UPSTREAM)},
         "/v1/router/chat/completions": {"post": _op("Semantic routing, OpenAI chat-completions shaped",
-                                                    body="ChatCompletionRequest", tag="router", stream=True,
+                                                    body="RouterRequest", tag="router", stream=True,
                                                     errors=_UPSTREAM)},
         "/v1/router/profiles": {"get": _op("The router's model profiles", tag="router")},
         "/v1/feedback": {"post": _op("A quality score for a logged request (feeds the router)",
@@ -243,12 +243,21 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _router_request(components: dict[str, Any]) -> dict[str, Any]:
+    """The body of POST /v1/router: a chat request whose ``model`` the router chooses, plus RouterFields."""
+    chat, extra = components["ChatCompletionRequest"], components.pop("RouterFields")
+    props = {k: v for k, v in chat["properties"].items() if k != "model"}
+    return {**chat, "title": "RouterRequest", "properties": {**props, **extra["properties"]},
+            "required": [r for r in chat.get("required", []) if r != "model"]}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         [ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageGenerationRequest, TranscriptionRequest,
          NewAccount, NewKey, MessagesRequest, CountTokensRequest, Amount, LimitsBody, AlertsBody, NewIdentity,
-         ResponsesRequest, FeedbackRequest],
+         ResponsesRequest, FeedbackRequest, RouterFields],
         ref_template="#/components/schemas/{name}")
+    components["RouterRequest"] = _router_request(components)
     components["Error"] = {
         "type": "object",
         "required": ["error"],

@@ -72,25 +72,29 @@ class ProviderHealth:
     """A provider serving one model, with live figures over a recent window (``None``: not yet measured)."""
 
     provider: str = ""
+    type: str | None = None  # the provider's dialect: openai, anthropic, gemini, ...
     upstream_model: str | None = None
     status: str | None = None  # ok, degraded or down
-    price: Any = None
+    ready: bool | None = None
+    price: dict[str, Any] | None = None  # the catalog price ("unit" says of what)
     context: int | None = None
+    max_output_tokens: int | None = None
     latency_ms_p50: float | None = None
     ttft_ms_p50: float | None = None
+    ttft_ms_p95: float | None = None
     throughput_tps: float | None = None
     error_rate: float | None = None
     requests: int | None = None
+    breaker: str | None = None  # closed, open or half_open
     raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
 
 
 @frozen
 class ModelProviders:
     model: str = ""
+    served_model: str | None = None  # the catalog model an alias points to (the model itself otherwise)
     providers: list[ProviderHealth] = listf()
     raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
 
 
 @frozen
@@ -98,9 +102,10 @@ class ProviderInfo:
     """A configured provider and the models it serves."""
 
     provider: str = ""
-    models: list[Any] = listf()
+    type: str | None = None
+    ready: bool | None = None
+    models: list[str] = listf()
     raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
 
 
 # ---- money and usage ------------------------------------------------------------------------------
@@ -143,6 +148,7 @@ class RecordCost:
     cache_usd: Decimal | None = None
     unit_usd: Decimal | None = None
     total_usd: Decimal | None = None
+    charged_usd: Decimal | None = None  # what the balance was charged
 
 
 @frozen
@@ -151,8 +157,6 @@ class RouteAttempt:
     model: str | None = None
     status: int | None = None
     error: str | None = None
-    raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
 
 
 @frozen

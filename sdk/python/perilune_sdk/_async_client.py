@@ -46,7 +46,7 @@ from perilune_sdk.types import (
     ProviderInfo,
     Response,
     RouterDecision,
-    RouterProfile,
+    RouterProfiles,
     UsageAggregate,
     UsagePage,
     UsageRecord,
@@ -288,8 +288,9 @@ class Router(_Resource):
         body.update(execute=True, stream=True, stream_options={"include_usage": True})
         return await self._c._stream(AsyncChatStream, b.ChatAccumulator(), "/router", body, opts)
 
-    async def profiles(self, **opts: Unpack[RequestOptions]) -> list[RouterProfile]:
-        return _list_of(RouterProfile, await self._c._json("GET", "/router/profiles", opts), "data", "profiles")
+    async def profiles(self, **opts: Unpack[RequestOptions]) -> RouterProfiles:
+        """Every profiled model (quality per cluster, mean cost), the embedder and the provenance."""
+        return await self._c._load(RouterProfiles, "GET", "/router/profiles", opts)
 
 
 class BalanceAPI(_Resource):

@@ -40,7 +40,7 @@ from perilune_sdk.types import (
     ProviderInfo,
     Response,
     RouterDecision,
-    RouterProfile,
+    RouterProfiles,
     UsageAggregate,
     UsagePage,
     UsageRecord,
@@ -281,8 +281,9 @@ class Router(_Resource):
         body.update(execute=True, stream=True, stream_options={"include_usage": True})
         return self._c._stream(ChatStream, b.ChatAccumulator(), "/router", body, opts)
 
-    def profiles(self, **opts: Unpack[RequestOptions]) -> list[RouterProfile]:
-        return _list_of(RouterProfile, self._c._json("GET", "/router/profiles", opts), "data", "profiles")
+    def profiles(self, **opts: Unpack[RequestOptions]) -> RouterProfiles:
+        """Every profiled model (quality per cluster, mean cost), the embedder and the provenance."""
+        return self._c._load(RouterProfiles, "GET", "/router/profiles", opts)
 
 
 class BalanceAPI(_Resource):

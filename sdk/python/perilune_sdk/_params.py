@@ -86,8 +86,10 @@ class EmbeddingCreateParams(RequestOptions, total=False):
     encoding_format: Literal["float", "base64"]
     dimensions: int
     user: str
-    provider: str
+    provider: str | ProviderPreferences
     observability: bool
+    fallbacks: Sequence[str]
+    fallback_model: str
 
 
 class MessageCreateParams(_Routing, RequestOptions, total=False):
@@ -112,25 +114,38 @@ class CountTokensParams(RequestOptions, total=False):
     tools: Sequence[JSONObject]
     tool_choice: JSONObject
     thinking: JSONObject
-    provider: str
+    provider: str | ProviderPreferences
+
+
+class ResponseStreamOptions(TypedDict, total=False):
+    include_obfuscation: bool
 
 
 class ResponseCreateParams(_Routing, RequestOptions, total=False):
     model: Required[str]
-    input: Required[str | Sequence[JSONObject]]
+    input: str | Sequence[JSONObject]  # may be omitted with previous_response_id
     instructions: str
     tools: Sequence[JSONObject]
     tool_choice: str | JSONObject
     max_output_tokens: int
+    max_tool_calls: int
     temperature: float
     top_p: float
+    top_logprobs: int
     text: JSONObject  # e.g. {"format": {"type": "json_schema", ...}}
     reasoning: JSONObject  # e.g. {"effort": "low"}
     metadata: Mapping[str, str]
     store: bool
+    background: bool
     previous_response_id: str
     parallel_tool_calls: bool
     user: str
+    safety_identifier: str
+    prompt_cache_key: str
+    service_tier: str
+    truncation: Literal["auto", "disabled"]
+    include: Sequence[str]
+    stream_options: ResponseStreamOptions  # with stream() only
 
 
 class RouterParams(_ChatBody, RequestOptions, total=False):

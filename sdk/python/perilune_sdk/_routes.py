@@ -1,6 +1,5 @@
 """Every route the SDK calls, with the TypedDict of its body: the contract the tests check against the
-gateway's own ``/openapi.json``. ``issue`` names the gateway issue that brings a route (or body
-fields) not yet on every gateway; the tests report those as pending instead of failing."""
+gateway's own ``/openapi.json`` (every path there, every body field both ways, the required ones)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ class Route:
     path: str  # below the base URL's /v1
     body: type | None = None
     fixed: frozenset[str] = frozenset()  # body fields the method sets itself (stream, execute, ...)
-    issue: int | None = None
 
 
 STREAM = frozenset({"stream", "stream_options"})
@@ -33,15 +31,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/usage/records"),
     Route("GET", "/usage/records/{record_id}"),
     Route("GET", "/usage/aggregate"),
-    Route("GET", "/providers", issue=9),
-    Route("POST", "/router", p.RouterParams, frozenset({"stream", "stream_options", "execute"}), issue=10),
-    Route("GET", "/router/profiles", issue=10),
-    Route("POST", "/feedback", p.FeedbackParams, issue=10),
-    Route("POST", "/responses", p.ResponseCreateParams, frozenset({"stream"}), issue=11),
-    Route("GET", "/responses/{response_id}", issue=11),
-    Route("DELETE", "/responses/{response_id}", issue=11),
-    Route("GET", "/responses/{response_id}/input_items", issue=11),
+    Route("GET", "/providers"),
+    Route("POST", "/router", p.RouterParams, frozenset({"stream", "stream_options", "execute"})),
+    Route("GET", "/router/profiles"),
+    Route("POST", "/feedback", p.FeedbackParams),
+    Route("POST", "/responses", p.ResponseCreateParams, frozenset({"stream"})),
+    Route("GET", "/responses/{response_id}"),
+    Route("DELETE", "/responses/{response_id}"),
+    Route("GET", "/responses/{response_id}/input_items"),
 )
 
-# Body fields that a gateway issue in progress adds to routes that exist already.
-PENDING_FIELDS: dict[str, int] = {"fallbacks": 9, "fallback_model": 9, "hedge": 9}

@@ -33,7 +33,7 @@ from perilune_sdk._account_types import (
     UsagePage,
     UsageRecord,
 )
-from perilune_sdk._convert import listf, raw_field
+from perilune_sdk._convert import dictf, listf, raw_field
 
 frozen = dataclass(frozen=True, slots=True)
 
@@ -54,6 +54,7 @@ class Usage:
     cache_input_cost_usd: Decimal | None = None
     unit_cost_usd: Decimal | None = None
     total_cost_usd: Decimal | None = None
+    charged_usd: Decimal | None = None  # what the balance was charged (0 when the free tier covered it)
     latency_ms: float | None = None
     ttft_ms: float | None = None
     estimated: bool = False
@@ -100,25 +101,38 @@ class ChatChoice:
 @frozen
 class RouterCandidate:
     model: str = ""
-    predicted_quality: float | None = None
+    predicted_quality: float | None = None  # the estimated probability of a correct answer, in [0, 1]
     expected_cost_usd: Decimal | None = None
-    score: float | None = None
-    raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
+    expected_cost_pusd: int | None = None  # the same, in pico-USD
+    score: float | None = None  # (1 - predicted_quality) + cost_weight * cost / the candidates' max cost
+    servable: bool | None = None  # a provider here serves it (``execute`` needs that)
+
+
+@frozen
+class RouterCluster:
+    """The prompt's cluster: its index, the weight of that cluster, the number of clusters, hard or soft."""
+
+    index: int | None = None
+    weight: float | None = None
+    k: int | None = None
+    assignment: str | None = None
 
 
 @frozen
 class RouterDecision:
     """What ``POST /v1/router`` chose: the model, every candidate's predicted quality, cost and score."""
 
+    object: str = "router.decision"
     model: str = ""
+    served_model: str | None = None  # the catalog model that serves it here (None: not servable)
     cost_weight: float | None = None
     candidates: list[RouterCandidate] = listf()
-    cluster: Any = None
-    embedder: Any = None
+    cluster: RouterCluster | None = None
+    embedder: str | None = None
+    profiles: str | None = None  # where the profiles came from
     routing_ms: float | None = None
+    cached: bool | None = None  # the prompt's embedding came from the cache
     raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
 
 
 @frozen
@@ -233,6 +247,7 @@ class MessageUsage:
     cache_input_cost_usd: Decimal | None = None
     unit_cost_usd: Decimal | None = None
     total_cost_usd: Decimal | None = None
+    charged_usd: Decimal | None = None  # what the balance was charged (0 when the free tier covered it)
     latency_ms: float | None = None
     ttft_ms: float | None = None
     estimated: bool = False
@@ -309,6 +324,7 @@ class ResponseUsage:
     cache_input_cost_usd: Decimal | None = None
     unit_cost_usd: Decimal | None = None
     total_cost_usd: Decimal | None = None
+    charged_usd: Decimal | None = None  # what the balance was charged (0 when the free tier covered it)
     latency_ms: float | None = None
     ttft_ms: float | None = None
     estimated: bool = False
@@ -358,20 +374,45 @@ class ResponseStreamEvent:
 
 @frozen
 class RouterProfile:
-    """One profiled model of ``GET /v1/router/profiles`` (per-cluster quality, provenance in ``raw``)."""
+    """One profiled model of ``GET /v1/router/profiles``: its quality per prompt cluster and mean cost."""
 
-    model: str | None = None
-    id: str | None = None
+    id: str = ""
+    validation_size: int | None = None
+    clusters: int | None = None
+    quality: list[float] = listf()  # per cluster, in [0, 1]
+    cluster_sizes: list[int] = listf()
+    accuracy: float | None = None
+    mean_cost_usd: Decimal | None = None
+    mean_cost_pusd: int | None = None
+    mean_prompt_tokens: float | None = None
+    mean_output_tokens: float | None = None
+    served_model: str | None = None
+    servable: bool | None = None
+    source: str | None = None  # the data sets it was measured on
     raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
+
+
+@frozen
+class RouterProfiles:
+    """``GET /v1/router/profiles``: every profiled model, the embedder and the provenance of the profiles."""
+
+    object: str = "list"
+    data: list[RouterProfile] = listf()
+    embedder: str | None = None
+    assignment: str | None = None
+    clusters: int | None = None
+    profiles: str | None = None
+    provenance: dict[str, Any] = dictf()  # data sets, build date, sizes, how K was chosen
+    raw: dict[str, Any] = raw_field()
 
 
 @frozen
 class Feedback:
-    request_id: str | None = None
+    object: str = "feedback"
+    request_id: str = ""
     score: float | None = None
     raw: dict[str, Any] = raw_field()
-    OPEN: ClassVar[bool] = True
+
 
 __all__ = [
     "AggregateCost",
@@ -412,8 +453,10 @@ __all__ = [
     "ResponseUsage",
     "RouteAttempt",
     "RouterCandidate",
+    "RouterCluster",
     "RouterDecision",
     "RouterProfile",
+    "RouterProfiles",
     "ToolCall",
     "Usage",
     "UsageAggregate",

@@ -41,24 +41,6 @@ def openapi(tb: Testbed) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(autouse=True)
-def _pending_route(request: pytest.FixtureRequest) -> None:
-    """``@pytest.mark.route("/v1/router", issue=10)`` (or ``field="fallbacks"`` for a body field):
-    skipped, saying why, while the gateway's /openapi.json lacks it; once it is there, the test runs
-    and must pass."""
-    marker = request.node.get_closest_marker("route")
-    if marker is None:
-        return
-    doc = request.getfixturevalue("openapi")
-    path, issue, field = marker.args[0], marker.kwargs["issue"], marker.kwargs.get("field")
-    if path not in doc["paths"]:
-        pytest.skip(f"pending issue {issue}: this gateway's /openapi.json has no {path}")
-    if field is not None:
-        ref = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-        if field not in doc["components"]["schemas"][ref.rsplit("/", 1)[-1]].get("properties", {}):
-            pytest.skip(f"pending issue {issue}: {path} in this gateway's /openapi.json has no '{field}'")
-
-
 @pytest.fixture(scope="session")
 def client(tb: Testbed) -> Iterator[Perilune]:
     with Perilune(api_key=tb.api_key, base_url=tb.base_url, app_id="sdk-py-tests") as c:

@@ -6,6 +6,7 @@ import ast
 import json
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ import pytest
 from conftest import ROOT
 
 import perilune_sdk
-from perilune_sdk._params import OPTION_KEYS
-from perilune_sdk._routes import PENDING_FIELDS, ROUTES, Route
+from perilune_sdk._params import OPTION_KEYS, ProviderPreferences
+from perilune_sdk._routes import ROUTES, Route
 
 
 def test_versions_follow_the_gateway(openapi: dict[str, Any]) -> None:
@@ -33,8 +34,6 @@ def _route_id(r: Route) -> str:
 def test_every_path_the_sdk_calls_is_in_openapi(route: Route, openapi: dict[str, Any]) -> None:
     path = "/v1" + route.path
     op = openapi["paths"].get(path, {}).get(route.method.lower())
-    if op is None and route.issue is not None:
-        pytest.skip(f"pending issue {route.issue}: this gateway's /openapi.json has no {route.method} {path}")
     assert op is not None, f"the SDK calls {route.method} {path}, which the gateway does not document"
 
 
@@ -53,8 +52,6 @@ BODY_ROUTES = [r for r in ROUTES if r.body is not None]
 def _body_schema(route: Route, doc: dict[str, Any]) -> dict[str, Any]:
     path = "/v1" + route.path
     op = doc["paths"].get(path, {}).get(route.method.lower())
-    if op is None and route.issue is not None:
-        pytest.skip(f"pending issue {route.issue}: this gateway's /openapi.json has no {route.method} {path}")
     assert op is not None, f"{route.method} {path} is not in the gateway's /openapi.json"
     assert "requestBody" in op, f"{route.method} {path} documents no request body"
     return _schema(doc, op["requestBody"]["content"]["application/json"]["schema"])
@@ -72,22 +69,17 @@ def test_request_fields_match_openapi(route: Route, openapi: dict[str, Any]) -> 
     schema = _body_schema(route, openapi)
     gateway_fields = set(schema.get("properties", {}))
     sdk_fields, sdk_required = _sdk_fields(route)
-    pending = {f for f in sdk_fields if f in PENDING_FIELDS}
-    assert sdk_fields - pending - gateway_fields == set(), "the SDK sends fields the gateway does not know"
+    assert sdk_fields - gateway_fields == set(), "the SDK sends fields the gateway does not know"
     assert gateway_fields - sdk_fields == set(), "the gateway accepts fields the SDK does not offer"
     assert sdk_required == set(schema.get("required", [])), "required fields differ"
 
 
-PENDING = [(r, f) for r in BODY_ROUTES for f in sorted(_sdk_fields(r)[0]) if f in PENDING_FIELDS]
-
-
-@pytest.mark.parametrize(("route", "field"), PENDING, ids=[f"{_route_id(r)} {f}" for r, f in PENDING])
-def test_pending_request_fields(route: Route, field: str, openapi: dict[str, Any]) -> None:
-    """Fields a gateway issue in progress adds (fallbacks, fallback_model, hedge: issue 9)."""
-    props = _body_schema(route, openapi).get("properties", {})
-    if field not in props:
-        pytest.skip(f"pending issue {PENDING_FIELDS[field]}: {route.method} /v1{route.path} has no '{field}' yet")
-    assert field in props
+def test_provider_preferences_match_openapi(openapi: dict[str, Any]) -> None:
+    """The object form of ``provider`` (every routed body refers to the same schema)."""
+    schema = openapi["components"]["schemas"]["ProviderPrefs"]
+    assert set(ProviderPreferences.__optional_keys__) == set(schema["properties"])
+    (sort,) = [s for s in schema["properties"]["sort"]["anyOf"] if "enum" in s]
+    assert set(typing.get_args(ProviderPreferences.__annotations__["sort"])) == set(sort["enum"])
 
 
 def _calls_in(source: Path) -> set[tuple[str, str]]:

@@ -1,6 +1,5 @@
 """The README's examples run as written, against the testbed's demo-mode gateway (key and base URL from
-the environment, as a user would have them). A block preceded by ``<!-- needs: /v1/x (issue N) -->``
-is skipped, saying so, while the gateway's /openapi.json lacks that path."""
+the environment, as a user would have them)."""
 
 from __future__ import annotations
 
@@ -9,25 +8,21 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from testbed import Testbed
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCK = re.compile(r"(?:<!-- needs: (?P<needs>[^>]*) -->\n)?```python\n(?P<code>.*?)```", re.S)
-EXAMPLES = [(m.group("code"), m.group("needs") or "") for m in BLOCK.finditer(README.read_text())]
+BLOCK = re.compile(r"```python\n(?P<code>.*?)```", re.S)
+EXAMPLES = [m.group("code") for m in BLOCK.finditer(README.read_text())]
 
 
 def test_the_readme_has_examples() -> None:
     assert len(EXAMPLES) >= 6
 
 
-@pytest.mark.parametrize(("code", "needs"), EXAMPLES, ids=[f"example-{i + 1}" for i in range(len(EXAMPLES))])
-def test_readme_example_runs(code: str, needs: str, tb: Testbed, openapi: dict[str, Any]) -> None:
-    for path, issue in re.findall(r"(/v1/[\w/{}]+) \(issue (\d+)\)", needs):
-        if path not in openapi["paths"]:
-            pytest.skip(f"pending issue {issue}: this gateway's /openapi.json has no {path}")
+@pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i + 1}" for i in range(len(EXAMPLES))])
+def test_readme_example_runs(code: str, tb: Testbed) -> None:
     env = {**os.environ, "PERILUNE_API_KEY": tb.api_key, "PERILUNE_BASE_URL": tb.base_url}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -37,7 +32,7 @@ def test_readme_example_runs(code: str, needs: str, tb: Testbed, openapi: dict[s
 def test_readme_examples_type_check(tmp_path: Path) -> None:
     """What a user copies must also pass ``mypy --strict`` against the SDK's types."""
     files = []
-    for i, (code, _) in enumerate(EXAMPLES):
+    for i, code in enumerate(EXAMPLES):
         f = tmp_path / f"example_{i + 1}.py"
         f.write_text(code)
         files.append(str(f))

@@ -117,9 +117,9 @@ def test_models_with_modality_filters(client: Perilune) -> None:
 def test_balance_and_alert_settings(client: Perilune) -> None:
     before = client.balance.retrieve()
     assert before.currency == "USD" and isinstance(before.balance_usd, Decimal) and before.balance_usd > 0
-    after = client.balance.set_alerts(thresholds_usd=["5", "0.5"], webhook_url="http://127.0.0.1:9/hook")
+    after = client.balance.set_alerts(thresholds_usd=["5", "0.5"], webhook_url="https://alerts.example.com/hook")
     assert after.alerts.thresholds_usd == [Decimal(5), Decimal("0.5")]
-    assert after.alerts.webhook_url == "http://127.0.0.1:9/hook"
+    assert after.alerts.webhook_url == "https://alerts.example.com/hook"
     assert client.balance.retrieve().alerts == after.alerts
     with pytest.raises(p.InvalidRequestError) as e:
         client.balance.set_alerts(thresholds_usd=["-1"])

@@ -1,5 +1,5 @@
 import { ChatStream, CompletionStream, MessageStream, ResponseStream, type Stream } from "./streams.js";
-import type { AlertParams, Balance, ChatCompletion, ChatCreateParams, Completion, CompletionCreateParams, CountTokensParams, EmbeddingCreateParams, Embeddings, Feedback, FeedbackParams, JSONObject, Message, MessageCreateParams, MessageTokenCount, ModelInfo, ModelListParams, ModelProviders, ProviderInfo, ResponseCreateParams, ResponseObject, RouterDecision, RouterParams, RouterProfile, UsageAggregate, UsageAggregateParams, UsageFilter, UsageListParams, UsagePage, UsageRecord } from "./types.js";
+import type { AlertParams, Balance, ChatCompletion, ChatCreateParams, Completion, CompletionCreateParams, CountTokensParams, EmbeddingCreateParams, Embeddings, Feedback, FeedbackParams, JSONObject, Message, MessageCreateParams, MessageTokenCount, ModelInfo, ModelListParams, ModelProviders, ProviderInfo, ResponseCreateParams, ResponseObject, RouterDecision, RouterParams, RouterProfiles, UsageAggregate, UsageAggregateParams, UsageFilter, UsageListParams, UsagePage, UsageRecord } from "./types.js";
 export declare const DEFAULT_BASE_URL = "http://127.0.0.1:8787/v1";
 export interface ClientOptions {
     /** Default: `PERILUNE_API_KEY` where `process.env` exists. */
@@ -110,7 +110,8 @@ declare class Router extends Resource {
     /** Route and run: a chat completion from the chosen model, with the decision in `.router`. */
     create(params: RouterParams, opts?: RequestOptions): Promise<ChatCompletion>;
     stream(params: RouterParams, opts?: RequestOptions): Promise<ChatStream>;
-    profiles(opts?: RequestOptions): Promise<RouterProfile[]>;
+    /** Every profiled model (quality per cluster, mean cost), the embedder and the provenance. */
+    profiles(opts?: RequestOptions): Promise<RouterProfiles>;
 }
 declare class BalanceAPI extends Resource {
     /** The key's account: balance, spend today and this month, alert settings. */

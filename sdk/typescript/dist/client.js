@@ -266,8 +266,9 @@ class Router extends Resource {
     stream(params, opts) {
         return this.client.stream(ChatStream, "/router", { ...asBody(params), execute: true, ...INCLUDE_USAGE }, opts);
     }
-    async profiles(opts) {
-        return listOf(await this.client.json("GET", "/router/profiles", opts), "data", "profiles");
+    /** Every profiled model (quality per cluster, mean cost), the embedder and the provenance. */
+    profiles(opts) {
+        return this.client.json("GET", "/router/profiles", opts);
     }
 }
 class BalanceAPI extends Resource {

@@ -69,8 +69,10 @@ export interface EmbeddingCreateParams {
     encoding_format?: "float" | "base64";
     dimensions?: number;
     user?: string;
-    provider?: string;
+    provider?: string | ProviderPreferences;
     observability?: boolean;
+    fallbacks?: string[];
+    fallback_model?: string;
 }
 export interface MessageCreateParams extends RoutingParams {
     model: string;
@@ -93,24 +95,37 @@ export interface CountTokensParams {
     tools?: JSONObject[];
     tool_choice?: JSONObject;
     thinking?: JSONObject;
-    provider?: string;
+    provider?: string | ProviderPreferences;
 }
 export interface ResponseCreateParams extends RoutingParams {
     model: string;
-    input: string | JSONObject[];
+    /** May be omitted with previous_response_id. */
+    input?: string | JSONObject[];
     instructions?: string;
     tools?: JSONObject[];
     tool_choice?: string | JSONObject;
     max_output_tokens?: number;
+    max_tool_calls?: number;
     temperature?: number;
     top_p?: number;
+    top_logprobs?: number;
     text?: JSONObject;
     reasoning?: JSONObject;
     metadata?: Record<string, string>;
     store?: boolean;
+    background?: boolean;
     previous_response_id?: string;
     parallel_tool_calls?: boolean;
     user?: string;
+    safety_identifier?: string;
+    prompt_cache_key?: string;
+    service_tier?: string;
+    truncation?: "auto" | "disabled";
+    include?: string[];
+    /** With stream() only. */
+    stream_options?: {
+        include_obfuscation?: boolean;
+    };
 }
 export interface RouterParams extends ChatBodyParams {
     messages: ChatMessageParam[];

@@ -4,7 +4,7 @@ import type {
   AlertParams, Balance, ChatCompletion, ChatCreateParams, Completion, CompletionCreateParams, CountTokensParams,
   EmbeddingCreateParams, Embeddings, Feedback, FeedbackParams, JSONObject, Message, MessageCreateParams,
   MessageTokenCount, ModelInfo, ModelListParams, ModelProviders, ProviderInfo, ResponseCreateParams, ResponseObject,
-  RouterDecision, RouterParams, RouterProfile, UsageAggregate, UsageAggregateParams, UsageFilter, UsageListParams,
+  RouterDecision, RouterParams, RouterProfiles, UsageAggregate, UsageAggregateParams, UsageFilter, UsageListParams,
   UsagePage, UsageRecord,
 } from "./types.js";
 import { VERSION } from "./version.js";
@@ -322,8 +322,9 @@ class Router extends Resource {
     return this.client.stream(ChatStream, "/router", { ...asBody(params), execute: true, ...INCLUDE_USAGE }, opts);
   }
 
-  async profiles(opts?: RequestOptions): Promise<RouterProfile[]> {
-    return listOf(await this.client.json("GET", "/router/profiles", opts), "data", "profiles");
+  /** Every profiled model (quality per cluster, mean cost), the embedder and the provenance. */
+  profiles(opts?: RequestOptions): Promise<RouterProfiles> {
+    return this.client.json("GET", "/router/profiles", opts);
   }
 }
 

@@ -1,8 +1,7 @@
 /**
  * Every route the SDK calls, with the body fields it may send: the contract the tests check against
  * the gateway's own /openapi.json. The field lists are proven complete at compile time against the
- * request types (`Exact`). `issue` names the gateway issue that brings a route not yet on every
- * gateway; the tests report those as pending instead of failing.
+ * request types (`Exact`).
  */
 import type {
   AlertParams, ChatCreateParams, CompletionCreateParams, CountTokensParams, EmbeddingCreateParams, FeedbackParams,
@@ -29,7 +28,6 @@ export interface Route {
   required?: readonly string[];
   /** Body fields the method sets itself (stream, execute, ...). */
   fixed?: readonly string[];
-  issue?: number;
 }
 
 export const ROUTES: readonly Route[] = [
@@ -39,7 +37,8 @@ export const ROUTES: readonly Route[] = [
     ...ROUTING, "n", "best_of", "stop", "max_tokens", "temperature", "top_p", "frequency_penalty", "presence_penalty",
     "logprobs", "echo", "suffix", "seed", "user"]), required: ["model", "prompt"], fixed: ["stream", "stream_options"] },
   { method: "POST", path: "/embeddings", fields: fields<keyof EmbeddingCreateParams>()(["model", "input",
-    "encoding_format", "dimensions", "user", "provider", "observability"]), required: ["model", "input"] },
+    "encoding_format", "dimensions", "user", "provider", "observability", "fallbacks", "fallback_model"]),
+    required: ["model", "input"] },
   { method: "POST", path: "/messages", fields: fields<keyof MessageCreateParams>()(["model", "max_tokens", "messages",
     ...ROUTING, "system", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "tools", "tool_choice",
     "thinking"]), required: ["model", "max_tokens", "messages"], fixed: ["stream"] },
@@ -53,20 +52,19 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/usage/records" },
   { method: "GET", path: "/usage/records/{record_id}" },
   { method: "GET", path: "/usage/aggregate" },
-  { method: "GET", path: "/providers", issue: 9 },
+  { method: "GET", path: "/providers" },
   { method: "POST", path: "/router", fields: fields<keyof RouterParams>()(["messages", "models", "cost_weight",
-    ...CHAT_BODY]), required: ["messages"], fixed: ["stream", "stream_options", "execute"], issue: 10 },
-  { method: "GET", path: "/router/profiles", issue: 10 },
+    ...CHAT_BODY]), required: ["messages"], fixed: ["stream", "stream_options", "execute"] },
+  { method: "GET", path: "/router/profiles" },
   { method: "POST", path: "/feedback", fields: fields<keyof FeedbackParams>()(["request_id", "score"]),
-    required: ["request_id", "score"], issue: 10 },
-  { method: "POST", path: "/responses", fields: fields<keyof ResponseCreateParams>()(["model", "input", ...ROUTING,
-    "instructions", "tools", "tool_choice", "max_output_tokens", "temperature", "top_p", "text", "reasoning",
-    "metadata", "store", "previous_response_id", "parallel_tool_calls", "user"]), required: ["model", "input"],
-    fixed: ["stream"], issue: 11 },
-  { method: "GET", path: "/responses/{response_id}", issue: 11 },
-  { method: "DELETE", path: "/responses/{response_id}", issue: 11 },
-  { method: "GET", path: "/responses/{response_id}/input_items", issue: 11 },
+    required: ["request_id", "score"] },
+  { method: "POST", path: "/responses", fields: fields<keyof ResponseCreateParams>()(["model", ...ROUTING,
+    "input", "instructions", "tools", "tool_choice", "max_output_tokens", "max_tool_calls", "temperature", "top_p",
+    "top_logprobs", "text", "reasoning", "metadata", "store", "background", "previous_response_id",
+    "parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key", "service_tier", "truncation", "include",
+    "stream_options"]), required: ["model"], fixed: ["stream"] },
+  { method: "GET", path: "/responses/{response_id}" },
+  { method: "DELETE", path: "/responses/{response_id}" },
+  { method: "GET", path: "/responses/{response_id}/input_items" },
 ];
 
-/** Body fields that a gateway issue in progress adds to routes that exist already. */
-export const PENDING_FIELDS: Readonly<Record<string, number>> = { fallbacks: 9, fallback_model: 9, hedge: 9 };

@@ -1,8 +1,12 @@
 /**
- * Request and response types of the gateway. Field names are the wire's. Costs are USD as JSON
- * numbers (the gateway prints the shortest decimal that round-trips: exact to the pico-dollar);
- * balances are decimal strings, as the gateway sends them. `null` means the gateway did not say.
+ * Request and response types of the gateway. Field names are the wire's. Money is USD as the gateway
+ * sends it: a plain decimal string, exact to the pico-dollar ("0.000038"; parse it with a decimal
+ * library, or `Number()` when a float is close enough). Catalog prices per million tokens are numbers.
+ * `null` means the gateway did not say.
  */
+
+/** A USD amount: a decimal string, exact ("0.000038", "12.5", "0"). */
+export type USD = string;
 
 import type { JSONObject } from "./params.js";
 
@@ -11,11 +15,13 @@ export type * from "./params.js";
 // ---- cost and timings ---------------------------------------------------------------------------
 
 export interface CostAndTimings {
-  input_cost_usd?: number;
-  output_cost_usd?: number;
-  cache_input_cost_usd?: number;
-  unit_cost_usd?: number;
-  total_cost_usd?: number;
+  input_cost_usd?: USD;
+  output_cost_usd?: USD;
+  cache_input_cost_usd?: USD;
+  unit_cost_usd?: USD;
+  total_cost_usd?: USD;
+  /** What the balance was charged ("0" when the free tier covered it). */
+  charged_usd?: USD;
   latency_ms?: number;
   ttft_ms?: number | null;
   estimated?: boolean;
@@ -59,19 +65,30 @@ export interface RouterCandidate {
   model: string;
   /** Estimated probability of a correct answer, in [0, 1]. */
   predicted_quality: number;
-  expected_cost_usd: number;
+  expected_cost_usd: USD;
+  /** The same, in pico-USD. */
+  expected_cost_pusd: number;
+  /** (1 - predicted_quality) + cost_weight * cost / the candidates' max cost: the lowest wins. */
   score: number;
-  [key: string]: unknown;
+  /** A provider here serves it (execute needs that). */
+  servable: boolean;
 }
 
 export interface RouterDecision {
+  object: "router.decision";
   model: string;
+  /** The catalog model that serves it here (null: not servable). */
+  served_model: string | null;
   cost_weight: number;
   candidates: RouterCandidate[];
+  /** The prompt's cluster: index, its weight, the number of clusters, hard or soft assignment. */
+  cluster: { index: number; weight: number; k: number; assignment: string };
+  embedder: string;
+  /** Where the profiles came from. */
+  profiles: string;
   routing_ms: number;
-  embedder?: unknown;
-  cluster?: unknown;
-  [key: string]: unknown;
+  /** The prompt's embedding came from the cache. */
+  cached: boolean;
 }
 
 export interface ChatCompletion {
@@ -242,40 +259,73 @@ export interface ModelInfo {
 
 export interface ProviderHealth {
   provider: string;
+  /** The provider's dialect: openai, anthropic, gemini, ... */
+  type: string;
   upstream_model: string;
-  /** ok, degraded or down. */
   status: "ok" | "degraded" | "down";
-  price: unknown;
+  ready: boolean;
+  /** The catalog price; `unit` says of what ("USD per million tokens"). */
+  price: { input: number | null; output: number | null; cacheRead?: number; cacheWrite?: number; perImage?: number;
+    perAudioMinute?: number; unit: string };
   context: number | null;
+  max_output_tokens: number | null;
   latency_ms_p50: number | null;
   ttft_ms_p50: number | null;
+  ttft_ms_p95: number | null;
   throughput_tps: number | null;
   error_rate: number | null;
   requests: number | null;
-  [key: string]: unknown;
+  /** closed, open or half_open. */
+  breaker: string;
 }
 
 export interface ModelProviders {
   model: string;
+  /** The catalog model an alias points to (the model itself otherwise). */
+  served_model: string;
   providers: ProviderHealth[];
 }
 
 export interface ProviderInfo {
   provider: string;
-  models: unknown[];
-  [key: string]: unknown;
+  type: string;
+  ready: boolean;
+  models: string[];
 }
 
 export interface RouterProfile {
-  model?: string;
-  id?: string;
-  [key: string]: unknown;
+  id: string;
+  validation_size: number;
+  clusters: number;
+  /** Per cluster, in [0, 1]. */
+  quality: number[];
+  cluster_sizes: number[];
+  accuracy: number;
+  mean_cost_usd: USD;
+  mean_cost_pusd: number;
+  mean_prompt_tokens: number;
+  mean_output_tokens: number;
+  served_model: string;
+  servable: boolean;
+  /** The data sets it was measured on. */
+  source: string;
+}
+
+export interface RouterProfiles {
+  object: "list";
+  data: RouterProfile[];
+  embedder: string;
+  assignment: string;
+  clusters: number;
+  profiles: string;
+  /** Data sets, build date, sizes, how K was chosen. */
+  provenance: Record<string, unknown>;
 }
 
 export interface Feedback {
-  request_id?: string;
-  score?: number;
-  [key: string]: unknown;
+  object: "feedback";
+  request_id: string;
+  score: number;
 }
 
 // ---- money and usage ----------------------------------------------------------------------------
@@ -283,13 +333,12 @@ export interface Feedback {
 export interface Balance {
   object: "balance";
   account_id: string;
-  /** Decimal string, exact. */
-  balance_usd: string;
+  balance_usd: USD;
   currency: string;
   prepaid: boolean;
-  spend_today_usd: string;
-  spend_month_usd: string;
-  alerts: { thresholds_usd: string[]; webhook_url: string | null };
+  spend_today_usd: USD;
+  spend_month_usd: USD;
+  alerts: { thresholds_usd: USD[]; webhook_url: string | null };
 }
 
 export interface UsageRecord {
@@ -312,8 +361,8 @@ export interface UsageRecord {
     cache_read_tokens: number | null; cache_write_tokens: number | null; reasoning_tokens: number | null;
     total_tokens: number | null; estimated: boolean;
   };
-  cost: { input_usd: number | null; output_usd: number | null; cache_usd: number | null; unit_usd: number | null;
-    total_usd: number | null };
+  cost: { input_usd: USD | null; output_usd: USD | null; cache_usd: USD | null; unit_usd: USD | null;
+    total_usd: USD | null; charged_usd: USD | null };
   latency_ms: number | null;
   ttft_ms: number | null;
   generation_ms: number | null;
@@ -346,7 +395,7 @@ export interface AggregateRow {
   tokens: { prompt: number; input: number; output: number; cache_read: number; cache_write: number;
     reasoning: number; total: number };
   estimated_requests: number;
-  cost_usd: { input: number; output: number; cache: number; unit: number; total: number };
+  cost_usd: { input: USD; output: USD; cache: USD; unit: USD; total: USD };
   latency_ms: Percentiles;
   ttft_ms: Percentiles;
   tokens_per_s: number | null;

@@ -10,6 +10,8 @@ import { HI, client, testbed, unique, waitRecords } from "./helpers.js";
 import { assertDeclared } from "./shapes.js";
 
 const c = client();
+/** Money as the gateway sends it: a plain decimal string (never a float, never exponent notation). */
+const isMoney = (v: unknown): boolean => typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v);
 
 test("key and base URL from the environment; default base URL", async () => {
   const tb = testbed();
@@ -41,7 +43,8 @@ test("chat: cost and timings as typed fields", async () => {
   assertDeclared("Usage", r.usage);
   const u = r.usage;
   assert.equal(u.total_tokens, u.prompt_tokens + (u.completion_tokens ?? 0));
-  assert.ok((u.total_cost_usd ?? 0) > 0 && typeof u.total_cost_usd === "number");
+  assert.ok(isMoney(u.total_cost_usd) && Number(u.total_cost_usd) > 0 && u.charged_usd === u.total_cost_usd);
+  for (const k of ["input_cost_usd", "output_cost_usd", "cache_input_cost_usd"] as const) assert.ok(isMoney(u[k]), k);
   assert.ok((u.latency_ms ?? 0) > 0 && (u.ttft_ms ?? 0) > 0 && (u.ttft_ms ?? 0) <= (u.latency_ms ?? 0));
 });
 
@@ -58,7 +61,7 @@ test("chat stream: typed chunks, then the final usage with cost", async () => {
   assert.ok(n > 2 && text.length > 0);
   assert.equal(s.text, text);
   assert.equal(s.provider, "sim");
-  assert.ok(s.usage && (s.usage.total_cost_usd ?? 0) > 0 && s.usage.ttft_ms !== undefined);
+  assert.ok(s.usage && isMoney(s.usage.total_cost_usd) && Number(s.usage.total_cost_usd) > 0 && s.usage.ttft_ms !== undefined);
   assert.ok(s.requestId?.startsWith("req_"));
 });
 
@@ -91,14 +94,14 @@ test("completions, embeddings, messages", async () => {
   assert.equal(m.type, "message");
   assertDeclared("Message", m);
   assertDeclared("MessageUsage", m.usage);
-  assert.ok((m.usage.total_cost_usd ?? 0) > 0);
+  assert.ok(isMoney(m.usage.total_cost_usd) && Number(m.usage.total_cost_usd) > 0);
   const ms = await c.messages.stream({ model: "sim-claude", max_tokens: 32, messages: HI });
   const kinds: string[] = [];
   for await (const ev of ms) kinds.push(ev.type);
   assert.equal(kinds[0], "message_start");
   assert.equal(kinds.at(-1), "message_stop");
   assert.equal(ms.text, m.content.map((b) => b.text ?? "").join(""));
-  assert.ok(ms.usage && (ms.usage.total_cost_usd ?? 0) > 0 && ms.stopReason && ms.provider);
+  assert.ok(ms.usage && Number(ms.usage.total_cost_usd) > 0 && ms.stopReason && ms.provider);
   assertDeclared("MessageUsage", ms.usage);
   assert.ok((await c.messages.countTokens({ model: "sim-claude", messages: HI })).input_tokens > 0);
 });
@@ -120,8 +123,8 @@ test("balance and alert settings", async () => {
   assert.equal(b.currency, "USD");
   assertDeclared("Balance", b);
   assert.ok(Number(b.balance_usd) > 0);
-  const after = await c.balance.setAlerts({ thresholds_usd: ["5", "0.5"], webhook_url: "http://127.0.0.1:9/hook" });
-  assert.deepEqual(after.alerts, { thresholds_usd: ["5", "0.5"], webhook_url: "http://127.0.0.1:9/hook" });
+  const after = await c.balance.setAlerts({ thresholds_usd: ["5", "0.5"], webhook_url: "https://alerts.example.com/hook" });
+  assert.deepEqual(after.alerts, { thresholds_usd: ["5", "0.5"], webhook_url: "https://alerts.example.com/hook" });
   await c.balance.setAlerts({ thresholds_usd: [], webhook_url: null });
 });
 
@@ -141,9 +144,12 @@ test("usage records paginate by cursor; aggregates", async () => {
   const one = await c.usage.records.retrieve(got[0]!);
   assertDeclared("UsageRecord", one);
   assert.equal(one.usage.completion_tokens, 4);
+  assert.deepEqual(Object.keys(one.cost).sort(), ["cache_usd", "charged_usd", "input_usd", "output_usd", "total_usd",
+    "unit_usd"]);
+  assert.ok(isMoney(one.cost.total_usd) && one.cost.charged_usd === one.cost.total_usd);
   const agg = await c.usage.aggregate({ group_by: "app", app });
   assert.deepEqual(agg.data.map((r) => [r.group, r.requests, r.tokens.output]), [[{ app }, 5, 20]]);
-  assert.ok(agg.data[0]!.cost_usd.total > 0);
+  assert.ok(isMoney(agg.data[0]!.cost_usd.total) && Number(agg.data[0]!.cost_usd.total) > 0);
   assertDeclared("UsageAggregate", agg);
   assertDeclared("AggregateRow", agg.data[0]);
 });

@@ -26,19 +26,6 @@ export function openapi(): Promise<OpenAPI> {
   return doc;
 }
 
-/** Why a test of a route that a gateway issue in progress adds cannot run yet, or null when it can. */
-export async function pending(path: string, issue: number, field?: string): Promise<string | null> {
-  const d = await openapi();
-  const ops = d.paths[path];
-  if (!ops) return `pending issue ${issue}: this gateway's /openapi.json has no ${path}`;
-  if (field) {
-    const ref = ops["post"]?.requestBody?.content["application/json"]?.schema.$ref ?? "";
-    const props = d.components.schemas[ref.split("/").pop() ?? ""]?.properties ?? {};
-    if (!(field in props)) return `pending issue ${issue}: ${path} in this gateway's /openapi.json has no '${field}'`;
-  }
-  return null;
-}
-
 export const HI = [{ role: "user" as const, content: "Hello!" }];
 
 export function unique(prefix: string): string {

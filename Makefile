@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make serve   install perilune into .venv and run the gateway on 127.0.0.1:8787
 #   make test    install the test dependencies and run the whole suite (lint, types, tests); the slow
-#                fault suite (make faults) and the SDK suites (make sdk-test) have targets of their own
+#                fault suite (make faults) and the SDK suites (make sdk-test) have targets of their own,
+#                which CI (.ci/run) runs after make test
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3

@@ -181,7 +181,7 @@ class Plan:
     profiles: ProfileSet
     source: str
     make_embedder: Callable[[], Embedder]
-    slow: bool  # loading the embedder imports torch and reads a model
+    slow: bool  # loading the embedder reads a model (and exports it on first use)
 
 
 def plan(profiles_path: str | None, embedder_spec: str, threads: int | None = None) -> Plan:

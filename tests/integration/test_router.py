@@ -277,7 +277,7 @@ def test_minilm_embedder_loaded_at_start(tmp_path: Path, sim_url: str) -> None:
         wait_http(gw.url + "/health", proc, timeout_s=120)  # ready before the model has loaded
         d = httpx.post(gw.url + "/v1/router", json={"messages": MSG, "execute": False, "models": PROFILED},
                        headers={"Authorization": f"Bearer {key}"}, timeout=300).json()  # waits for the load
-        assert d["embedder"] == "minilm-l6-v2" and d["profiles"] == "shipped:default_profile_minilm.json"
+        assert d["embedder"] == "minilm-l6-v2-int8" and d["profiles"] == "shipped:default_profile_minilm.json"
         assert len(d["candidates"]) == 11
     finally:
         gw.stop()

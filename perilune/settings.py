@@ -227,6 +227,9 @@ class RouterSettings(_Base):
     threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # torch threads for MiniLM (0: torch's default)
     # profile model id -> the catalog model that serves it here (default: the same id)
     aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    # retention (0 days = keep forever); either kind also goes when its request's usage record does
+    decisions_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # routed requests' decisions (Log detail)
+    feedback_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # POST /v1/feedback scores
 
     def __post_init__(self) -> None:
         if self.embedder not in ("auto", "minilm", "hashing") and not (

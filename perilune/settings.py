@@ -224,7 +224,7 @@ class RouterSettings(_Base):
     # auto (MiniLM when the router extra is installed, else hashing) | minilm | hashing | gateway:<model>
     embedder: str = "auto"
     cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000  # prompts whose cluster weights are kept
-    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # torch threads for MiniLM (0: torch's default)
+    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # onnxruntime threads for MiniLM (0: one)
     # profile model id -> the catalog model that serves it here (default: the same id)
     aliases: dict[str, str] = msgspec.field(default_factory=dict)
     # retention (0 days = keep forever); either kind also goes when its request's usage record does

@@ -27,13 +27,10 @@ import numpy as np
 import numpy.typing as npt
 
 from perilune.router.onnx_minilm import OnnxMiniLMEmbedder
+from perilune.router.text import clip
 
 Matrix = npt.NDArray[np.float32]
 
-# Long prompts are embedded from their last MAX_CHARS characters: few-shot prompts put the examples
-# first and the question last, and MiniLM reads at most 256 word pieces (about 1,000 characters).
-# Measured on the routing data (perilune router eval), the tail did as well as head + tail or more.
-MAX_CHARS = 1000
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -42,13 +39,6 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: Sequence[str]) -> Matrix: ...
-
-
-def clip(text: str, max_chars: int = MAX_CHARS) -> str:
-    """The text an embedder sees: all of a short text, the end of a long one."""
-    return text if len(text) <= max_chars else text[-max_chars:]
-
-
 
 
 class HashingEmbedder:

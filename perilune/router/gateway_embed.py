@@ -19,7 +19,7 @@ import numpy.typing as npt
 import orjson
 
 from perilune.errors import PeriluneError, ServiceUnavailable
-from perilune.router.embedder import clip
+from perilune.router.text import clip
 
 if TYPE_CHECKING:
     from perilune.api.common import Ctx

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from perilune.router.text import clip
+
 MAX_TOKENS = 128
 EXPORT_VERSION = 1  # bump when the exported graph changes
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -125,4 +127,4 @@ class OnnxMiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._one(t) for t in texts])
+        return np.stack([self._one(clip(t)) for t in texts])

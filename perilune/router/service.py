@@ -26,9 +26,10 @@ from prometheus_client.registry import Collector
 
 from perilune.accounting.catalog import Catalog, ModelInfo
 from perilune.router.decision import Candidate, cluster_weights, rank
-from perilune.router.embedder import Embedder, MiniLMEmbedder, clip, embedder_for_profile, minilm_available
+from perilune.router.embedder import Embedder, MiniLMEmbedder, embedder_for_profile, minilm_available
 from perilune.router.gateway_embed import GatewayEmbedder, gateway_model
 from perilune.router.profiles import ModelProfile, ProfileSet, load_profiles
+from perilune.router.text import clip
 
 LATENCY_BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
 AsyncEmbed = Callable[[str], Awaitable[npt.NDArray[np.float32]]]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perilune.router.embedder import HashingEmbedder, clip, minilm_available
+from perilune.router.embedder import HashingEmbedder, minilm_available
+from perilune.router.text import clip
 
 
 def test_hashing_is_deterministic_and_normalised() -> None:

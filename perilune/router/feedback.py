@@ -59,6 +59,25 @@ def decision_of(db: Database, request_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(orjson.loads(row[0]))
 
 
+def _delete(db: Database, table: sa.Table, where: Any, batch: int) -> int:
+    ids = sa.select(table.c.request_id).where(where).limit(batch).scalar_subquery()
+    with db.engine.begin() as conn:
+        return int(conn.execute(sa.delete(table).where(table.c.request_id.in_(ids))).rowcount or 0)
+
+
+def prune(db: Database, table: sa.Table, cutoff: float | None, orphans: bool, batch: int) -> int:
+    """Retention for ``request_feedback`` or ``router_decisions``: delete at most ``batch`` rows written
+    before ``cutoff`` (None: none by age) or, with ``orphans``, whose usage record is gone (a score or a
+    decision never outlives its request). Callers loop until it returns less than ``batch``."""
+    n = 0
+    if cutoff is not None:
+        n = _delete(db, table, table.c.created_at < cutoff, batch)
+    if orphans and n < batch:
+        r = t.usage_records
+        n += _delete(db, table, ~sa.exists().where(r.c.id == table.c.request_id), batch - n)
+    return n
+
+
 @dataclass(frozen=True, slots=True)
 class Scored:
     """One logged request with a quality score and its stored prompt."""

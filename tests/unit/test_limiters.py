@@ -105,7 +105,9 @@ async def test_settle_many_in_order_and_idempotent(limiter: Limiter) -> None:
     batch = [(t, 10, 400) for t in tickets[:3]] + [(never_admitted, 0, 0)]
     settled = await limiter.settle_many(batch)
     assert len(settled) == 4 and settled[2].balance_pusd == 10_000 - 2 * 1000 - 3 * 400
-    assert await limiter.settle_many(batch + [(tickets[3], 0, 0)])  # sent again after a lost reply
+    again = await limiter.settle_many([*batch, (tickets[3], 0, 0)])  # sent again after a lost reply
+    assert len(again) == 5 and again[0].balance_pusd == 10_000 - 2 * 1000 - 3 * 400  # nothing settled twice
+    assert again[4].balance_pusd == 10_000 - 1000 - 3 * 400  # tickets[3] released, in order
     assert await limiter.available("a1") == 10_000 - 1000 - 3 * 400  # only tickets[4] still held
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from perilune.accounting.catalog import ModelInfo
-from perilune.accounting.pricing import MILLION, to_pico
+from perilune.accounting.pricing import MILLION
 from perilune.accounting.recorder import pid_alive
 from perilune.errors import InvalidRequest, LimitsUnavailable, PeriluneError
 from perilune.limits.base import MIN_FLEXIBLE_OUT, NO_LIMITS, Ask, Limiter, Limits, Ticket
@@ -191,7 +191,7 @@ class Billing:
             return Charge(0, 0)
         if res is not None and res.free:
             return Charge(0, usage.total_tokens)
-        pusd = to_pico(cost.total_usd)
+        pusd = cost.total_pusd
         t = res.ticket if res is not None else None
         if t is not None and t.ask.enforce_balance and pusd > t.reserved_pusd:
             self.written_off_pusd += pusd - t.reserved_pusd

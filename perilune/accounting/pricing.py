@@ -45,8 +45,11 @@ def from_pico(pico: int) -> Decimal:
 
 
 def usd_str(pico: int) -> str:
-    """Pico-USD as a plain decimal string, e.g. ``"12.5"`` or ``"0.000000075"``."""
-    return format(from_pico(pico), "f")
+    """Pico-USD as a plain decimal string, e.g. ``"12.5"`` or ``"0.000000075"`` (integer arithmetic:
+    the usage extension of every answer prints five of these)."""
+    whole, frac = divmod(-pico if pico < 0 else pico, 1_000_000_000_000)
+    sign = "-" if pico < 0 else ""
+    return f"{sign}{whole}.{frac:012d}".rstrip("0") if frac else f"{sign}{whole}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -459,7 +459,8 @@ class _Pool:
         self.open: set[_Conn] = set()
         self.waiters: deque[asyncio.Future[None]] = deque()
         default = 443 if tls is not None else 80
-        self.host_line = f"Host: {host if port == default else f'{host}:{port}'}\r\n"
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        self.host_line = f"Host: {name if port == default else f'{name}:{port}'}\r\n"
 
     def release(self, conn: _Conn) -> None:
         conn.last = self.loop.time()

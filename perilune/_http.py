@@ -234,16 +234,17 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
-        buf = self.buf
-        if buf:
-            buf += data
-        else:
-            buf[:] = data
+        if self.buf:  # the rest of an earlier read: rarely more than a partial line or chunk
+            data = bytes(self.buf) + data
+            self.buf.clear()
         try:
-            self._parse()
+            rest = self._parse(data)
         except (ValueError, IndexError, zlib.error) as e:
             self._fail(_Dropped(f"malformed HTTP answer ({e.__class__.__name__})"))
             self.abandon()
+            return
+        if rest < len(data) and self.transport is not None:
+            self.buf += data[rest:]
 
     def pause_writing(self) -> None:  # requests are small; nothing to hold back
         pass
@@ -252,105 +253,106 @@ class _Conn(asyncio.Protocol):
         pass
 
     # -- parsing
-    def _parse(self) -> None:
-        buf = self.buf
+    def _parse(self, data: bytes) -> int:
+        """Consume what ``data`` holds of the answer; returns where the unconsumed rest starts."""
         resp = self.resp
         if resp is None:  # bytes nobody asked for: the connection is unusable
             self.abandon()
-            return
+            return len(data)
+        pos, n = 0, len(data)
         if self.state == "head":
             while True:
-                i = buf.find(b"\r\n\r\n")
+                i = data.find(b"\r\n\r\n", pos)
                 if i < 0:
-                    if len(buf) > MAX_HEAD:
+                    if n - pos > MAX_HEAD:
                         raise ValueError("head too large")
-                    return
-                lines = buf[:i].decode("latin-1").split("\r\n")
-                del buf[:i + 4]
+                    return pos
+                lines = data[pos:i].decode("latin-1").split("\r\n")
+                pos = i + 4
                 version, _, rest = lines[0].partition(" ")
                 status = int(rest[:3])
-                if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
-                    continue
-                break
-            resp.status = status
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            resp.headers = Headers(headers)
-            resp.content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-            conn = headers.get("connection", "").lower()
-            self.keep = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
-            encoding = headers.get("content-encoding", "").lower()
-            if encoding in ("gzip", "x-gzip"):
-                resp._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            elif encoding == "deflate":
-                resp._inflate = zlib.decompressobj(zlib.MAX_WBITS)
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                self.state, self.need = "chunk", -1
-            elif "content-length" in headers:
-                self.state, self.need = "length", int(headers["content-length"])
-            elif status in (204, 304):
-                self.state, self.need = "length", 0
-            else:
-                self.state, self.keep = "eof", False
-            fut = self.head_fut
-            self.head_fut = None
-            if fut is not None and not fut.done():
-                fut.set_result(resp)
+                if not 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+                    break
+            self._head(resp, version, status, lines)
         if self.state == "length":
-            if buf:
-                if len(buf) <= self.need:
-                    piece = bytes(buf)
-                    buf.clear()
-                else:  # more than the answer: a confused upstream; never reuse this connection
-                    piece = bytes(buf[:self.need])
-                    buf.clear()
+            if pos < n:
+                take = min(n - pos, self.need)
+                if n - pos > self.need:  # more than the answer: a confused upstream; never reuse this connection
                     self.keep = False
-                self.need -= len(piece)
-                resp._push(piece)
+                resp._push(data[pos:pos + take] if pos or take < n else data)
+                self.need -= take
             if self.need <= 0:
                 self._done(resp)
             else:
                 self._arm_idle()
-            return
+            return n
         if self.state == "eof":
-            if buf:
-                resp._push(bytes(buf))
-                buf.clear()
+            if pos < n:
+                resp._push(data[pos:] if pos else data)
             self._arm_idle()
-            return
+            return n
         while self.state == "chunk":
             if self.need < 0:  # at a chunk-size line
-                j = buf.find(b"\r\n")
+                j = data.find(b"\r\n", pos)
                 if j < 0:
-                    if len(buf) > 1024:
+                    if n - pos > 1024:
                         raise ValueError("chunk size line too long")
                     self._arm_idle()
-                    return
-                size = int(bytes(buf[:j]).split(b";", 1)[0], 16)
+                    return pos
+                try:
+                    size = int(data[pos:j], 16)
+                except ValueError:  # with a chunk extension
+                    size = int(data[pos:j].split(b";", 1)[0], 16)
                 if size == 0:  # the last chunk, then optional trailers, then an empty line
-                    if buf[j + 2:j + 4] == b"\r\n":
+                    if data[j + 2:j + 4] == b"\r\n":
                         end = j + 4
                     else:
-                        e = buf.find(b"\r\n\r\n", j + 2)
+                        e = data.find(b"\r\n\r\n", j + 2)
                         if e < 0:
                             self._arm_idle()
-                            return
+                            return pos
                         end = e + 4
-                    del buf[:end]
-                    if buf:
+                    if end < n:
                         self.keep = False
                     self._done(resp)
-                    return
-                del buf[:j + 2]
+                    return n
+                pos = j + 2
                 self.need = size
-            if len(buf) < self.need + 2:  # wait for the whole chunk and its CRLF
+            if n - pos < self.need + 2:  # wait for the whole chunk and its CRLF
                 self._arm_idle()
-                return
-            resp._push(bytes(buf[:self.need]))
-            del buf[:self.need + 2]
+                return pos
+            resp._push(data[pos:pos + self.need])
+            pos += self.need + 2
             self.need = -1
+        return pos
+
+    def _head(self, resp: Response, version: str, status: int, lines: list[str]) -> None:
+        resp.status = status
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        resp.headers = Headers(headers)
+        resp.content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+        conn = headers.get("connection", "").lower()
+        self.keep = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
+        encoding = headers.get("content-encoding", "").lower()
+        if encoding in ("gzip", "x-gzip"):
+            resp._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            resp._inflate = zlib.decompressobj(zlib.MAX_WBITS)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.state, self.need = "chunk", -1
+        elif "content-length" in headers:
+            self.state, self.need = "length", int(headers["content-length"])
+        elif status in (204, 304):
+            self.state, self.need = "length", 0
+        else:
+            self.state, self.keep = "eof", False
+        fut = self.head_fut
+        self.head_fut = None
+        if fut is not None and not fut.done():
+            fut.set_result(resp)
 
     def _done(self, resp: Response) -> None:
         self.state, self.resp = "idle", None

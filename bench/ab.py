@@ -2,6 +2,7 @@
 
     python -m bench.ab --pin --a 'usage_writer = "thread"' --b 'usage_writer = "process"' \
         [--scenarios c1_20,c64_0] [--rounds 6] [--duration 3]
+    python -m bench.ab --pin --a-code /tmp/before --scenarios c64_20     # another checkout's code as A
 
 Both gateways (perilune with accounting and recording on, each with its own home and SQLite file) share
 one fake upstream and the same cores; every round measures A then B (then B then A in the next round),
@@ -26,6 +27,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", action="append", default=[], help="a setting line for gateway A (repeatable)")
     ap.add_argument("--b", action="append", default=[], help="a setting line for gateway B (repeatable)")
+    ap.add_argument("--a-code", default="", help="a checkout whose perilune gateway A runs (PYTHONPATH)")
+    ap.add_argument("--b-code", default="", help="the same for gateway B (e.g. before and after a change)")
     ap.add_argument("--scenarios", default="c1_20,c64_0")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--duration", type=float, default=3.0)
@@ -41,6 +44,7 @@ def main() -> None:
                               redis_url=None, gateway_cmd=None, soak=None, label="", out=None, port=args.port)
     a_args, b_args = copy.copy(base), copy.copy(base)
     a_args.set, b_args.set, b_args.port = args.a, args.b, args.port + 1
+    a_args.code, b_args.code = args.a_code, args.b_code
     a, b = Bench(a_args), Bench(b_args)
     b.up_url = a.up_url
     try:
@@ -61,7 +65,7 @@ def main() -> None:
                     print(f"{scen} round {i + 1} {name}: cpu/req={r['gw_cpu_ms_per_req']} ms rps={r['rps']} "
                           f"p50={r['latency_ms']['p50']} foreign={r['foreign_on_gw_cores_pct']}%",
                           file=sys.stderr, flush=True)
-        print(f"A: {args.a}\nB: {args.b}\n")
+        print(f"A: {args.a} {args.a_code or 'this checkout'}\nB: {args.b} {args.b_code or 'this checkout'}\n")
         print("| scenario | A CPU ms/req | B CPU ms/req | median of paired B - A | A p50 / p99 ms | B p50 / p99 ms | "
               "A req/s | B req/s | foreign CPU on gw core |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -146,8 +146,10 @@ class Bench:
                   'price = { input = "0.15", output = "0.60" }']
         cfg.write_text("\n".join(lines) + "\n")
         env = {**os.environ, "PERILUNE_ADMIN_KEY": "bench-admin"}
+        if getattr(a, "code", None):  # another checkout's perilune (bench.ab --a-code/--b-code)
+            env["PYTHONPATH"], env["PYTHONSAFEPATH"] = a.code, "1"  # not this directory first
         where = ["--home", str(self.home), "--config", str(cfg)]
-        cli = [self.py, "-m", "perilune"]
+        cli = [self.py, "-m", getattr(a, "module", None) or "perilune"]  # bench.traced: under tracemalloc
         self.key = subprocess.run([*cli, "keys", "create", *where], env=env, capture_output=True, text=True,
                                   check=True).stdout.strip().splitlines()[-1]
         account = subprocess.run([*cli, "accounts", "list", *where], env=env, capture_output=True, text=True,

@@ -3,7 +3,8 @@
 Server choice, measured side by side on this project's machines (one process, 20 B upstream, 16
 connections): aiohttp server + aiohttp client used 249 µs CPU per proxied request, uvicorn+httptools
 with a raw ASGI app 285 µs, granian 379 µs; httpx as the upstream client cost 2.4 ms. So perilune
-serves with aiohttp on uvloop and calls upstreams with pooled aiohttp sessions.
+serves with aiohttp on uvloop. Upstreams are called with perilune's own pooled HTTP/1.1 client
+(``perilune._http``), which halved the bare proxy's CPU against aiohttp's client (BENCHMARKS.md, issue 14).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ import logging
 import math
 import os
 import time
-from collections import deque
+from array import array
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from perilune.accounting.catalog import ModelInfo
-from perilune.accounting.pricing import MILLION, to_pico
+from perilune.accounting.pricing import MILLION
 from perilune.accounting.recorder import pid_alive
 from perilune.errors import InvalidRequest, LimitsUnavailable, PeriluneError
 from perilune.limits.base import MIN_FLEXIBLE_OUT, NO_LIMITS, Ask, Limiter, Limits, Ticket
@@ -91,6 +92,40 @@ def _ceil_pico(usd: Decimal) -> int:
     return int((usd * 10**12).to_integral_value(rounding="ROUND_CEILING"))
 
 
+class RecentCharges:
+    """The charges of the last minutes, oldest first, in parallel arrays: ~32 bytes per charge besides its
+    id, where a tuple per charge took ~130 (at 1,500 requests/s, 300 s of charges are 450,000 of them)."""
+
+    def __init__(self) -> None:
+        self._when = array("d")
+        self._amount = array("q")
+        self._account: list[str] = []  # references to the principal's (shared) account id strings
+        self._charge: list[str] = []
+        self._head = 0  # entries before it are forgotten; compacted once they are half of the arrays
+
+    def add(self, when: float, account_id: str, charge_id: str, amount_pusd: int) -> None:
+        self._when.append(when)
+        self._amount.append(amount_pusd)
+        self._account.append(account_id)
+        self._charge.append(charge_id)
+
+    def forget_before(self, cutoff: float) -> None:
+        when, head, n = self._when, self._head, len(self._when)
+        while head < n and when[head] < cutoff:
+            head += 1
+        if head and head * 2 >= n:
+            del self._when[:head], self._amount[:head], self._account[:head], self._charge[:head]
+            head = 0
+        self._head = head
+
+    def __len__(self) -> int:
+        return len(self._when) - self._head
+
+    def __iter__(self) -> Iterator[tuple[str, str, int]]:
+        h = self._head
+        return zip(self._account[h:], self._charge[h:], self._amount[h:], strict=True)
+
+
 class Billing:
     def __init__(self, limiter: Limiter, accountant: Accountant, spool_dir: Path) -> None:
         self.limiter = limiter
@@ -98,7 +133,7 @@ class Billing:
         self.spool_dir = spool_dir
         self.outbox_path = spool_dir / f"settle-{os.getpid()}.jsonl"
         self._outbox: list[tuple[Ticket, int, int]] = []  # ticket, tokens used, charged pico-USD
-        self._recent: deque[tuple[float, str, str, int]] = deque()  # when, account, charge id, pico-USD
+        self._recent = RecentCharges()  # Redis mode only
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self.written_off_pusd = 0
@@ -192,7 +227,7 @@ class Billing:
             return Charge(0, 0)
         if res is not None and res.free:
             return Charge(0, usage.total_tokens)
-        pusd = to_pico(cost.total_usd)
+        pusd = cost.total_pusd
         t = res.ticket if res is not None else None
         if t is not None and t.ask.enforce_balance and pusd > t.reserved_pusd:
             self.written_off_pusd += pusd - t.reserved_pusd
@@ -212,7 +247,7 @@ class Billing:
             await self._settle(t, tokens, charge.charged_pusd)
             return
         if charge.charged_pusd and t.ask.enforce_balance and not t.free:  # contributed again if Redis loses it
-            self._recent.append((time.monotonic(), t.ask.account_id, t.ask.request_id, charge.charged_pusd))
+            self._recent.add(time.monotonic(), t.ask.account_id, t.ask.request_id, charge.charged_pusd)
         task = asyncio.get_running_loop().create_task(self._settle(t, tokens, charge.charged_pusd))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -237,7 +272,7 @@ class Billing:
         try:
             await self.limiter.contribute(account_id, charge_id, charged)
         except PeriluneError:
-            self._recent.append((time.monotonic(), account_id, charge_id, charged))  # the loop retries
+            self._recent.add(time.monotonic(), account_id, charge_id, charged)  # the loop retries
 
     # ---- background ----
     async def _loop(self) -> None:
@@ -258,14 +293,12 @@ class Billing:
 
     async def _check_loss(self) -> None:
         """After Redis lost its data: contribute recent charges, then let admissions resume."""
-        cutoff = time.monotonic() - RECENT_CHARGES_S
-        while self._recent and self._recent[0][0] < cutoff:
-            self._recent.popleft()
+        self._recent.forget_before(time.monotonic() - RECENT_CHARGES_S)
         if await self.limiter.ready_at() is not None:
             return
         if self._recent:
             log.warning("the limits store lost its data; contributing %d recent charges", len(self._recent))
-        for _, account_id, charge_id, charged in list(self._recent):
+        for account_id, charge_id, charged in list(self._recent):
             await self.limiter.contribute(account_id, charge_id, charged)
         await self.limiter.arm(REBUILD_GRACE_S)
 

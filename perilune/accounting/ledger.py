@@ -39,6 +39,7 @@ class Accountant:
         self.refresh_s = refresh_s
         self._accounts: dict[str, AccountSettings] = {}
         self._since = 0.0
+        self._applied: set[str] = set()  # ledger entries of the look-back window already applied
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -78,13 +79,21 @@ class Accountant:
         """Pick up changed account settings and apply new ledger entries to the hot counters."""
         started = time.time()
         since = self._since - LOOKBACK_S if self._since else 0.0
-        for s in await asyncio.to_thread(self.store.account_settings, since):
+
+        def read() -> tuple[list[AccountSettings], list[tuple[str, str, int]]]:  # one hand-off, not two
+            return self.store.account_settings(since), self.store.entries_since(started - LOOKBACK_S)
+
+        changed, entries = await asyncio.to_thread(read)
+        for s in changed:
             self._accounts[s.id] = s
-        entries = await asyncio.to_thread(self.store.entries_since, started - LOOKBACK_S)
-        touched = set()
+        touched, applied = set(), set()
         for entry_id, account_id, amount in entries:
-            if await self.limiter.apply_ledger(account_id, entry_id, amount):
+            if entry_id in self._applied:  # applied at an earlier look (the window overlaps on purpose)
+                applied.add(entry_id)
+            elif await self.limiter.apply_ledger(account_id, entry_id, amount):
+                applied.add(entry_id)
                 touched.add(account_id)
+        self._applied = applied  # only the window's entries: the set stays as small as the window
         for account_id in touched:
             bal = await self.limiter.available(account_id)
             if bal is not None:

@@ -45,8 +45,21 @@ def from_pico(pico: int) -> Decimal:
 
 
 def usd_str(pico: int) -> str:
-    """Pico-USD as a plain decimal string, e.g. ``"12.5"`` or ``"0.000000075"``."""
-    return format(from_pico(pico), "f")
+    """Pico-USD as a plain decimal string, e.g. ``"12.5"`` or ``"0.000000075"`` (integer arithmetic, and
+    remembered: the usage extension of every answer prints five, mostly the same few amounts)."""
+    got = _USD_STRS.get(pico)
+    if got is None:
+        whole, frac = divmod(-pico if pico < 0 else pico, 1_000_000_000_000)
+        sign = "-" if pico < 0 else ""
+        got = f"{sign}{whole}.{frac:012d}".rstrip("0") if frac else f"{sign}{whole}"
+        if len(_USD_STRS) >= _USD_STRS_MAX:
+            _USD_STRS.clear()
+        _USD_STRS[pico] = got
+    return got
+
+
+_USD_STRS: dict[int, str] = {}
+_USD_STRS_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)

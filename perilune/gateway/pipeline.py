@@ -19,9 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 
-import aiohttp
-
-from perilune._http import UpstreamClient
+from perilune._http import Response, UpstreamClient
 from perilune._sse import SSEDecoder
 from perilune.accounting import estimate
 from perilune.accounting.billing import Reservation
@@ -235,7 +233,7 @@ class Pipeline:
         ttft = (time.perf_counter() - started) * 1000.0
         return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft)
 
-    async def _chunks(self, d: Deployment, resp: aiohttp.ClientResponse, decoder: StreamDecoder,
+    async def _chunks(self, d: Deployment, resp: Response, decoder: StreamDecoder,
                       deadline: Deadline) -> AsyncGenerator[JSON, None]:
         sse = SSEDecoder()
         started, ok = time.perf_counter(), False

@@ -22,7 +22,7 @@ import orjson
 from perilune._sse import DONE, encode_data
 from perilune.accounting import estimate
 from perilune.accounting.capture import MessageCapture, StreamCapture
-from perilune.accounting.pricing import from_pico, usd_number
+from perilune.accounting.pricing import usd_str
 from perilune.errors import PeriluneError
 from perilune.schema.canonical import JSON, Attempt, Cost, Usage
 from perilune.tokens import count_tokens
@@ -98,14 +98,14 @@ def usage_extension(out: JSON, served: Served) -> JSON:
     and whether the counts are estimated or covered by the free tier."""
     c, u = served.cost, served.usage or Usage()
     if c is not None:
-        out["input_cost_usd"] = usd_number(c.input_usd)
-        out["output_cost_usd"] = usd_number(c.output_usd)
-        out["cache_input_cost_usd"] = usd_number(c.cache_usd)
-        if c.unit_usd:
-            out["unit_cost_usd"] = usd_number(c.unit_usd)
-        out["total_cost_usd"] = usd_number(c.total_usd)
+        out["input_cost_usd"] = usd_str(c.input_pusd)
+        out["output_cost_usd"] = usd_str(c.output_pusd)
+        out["cache_input_cost_usd"] = usd_str(c.cache_pusd)
+        if c.unit_pusd:
+            out["unit_cost_usd"] = usd_str(c.unit_pusd)
+        out["total_cost_usd"] = usd_str(c.total_pusd)
     if served.charged_pusd is not None:
-        out["charged_usd"] = usd_number(from_pico(served.charged_pusd))
+        out["charged_usd"] = usd_str(served.charged_pusd)
     out["latency_ms"] = round(served.latency_ms or 0.0, 3)
     out["ttft_ms"] = round(served.ttft_ms, 3) if served.ttft_ms is not None else None
     if u.estimated:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -87,8 +87,7 @@ class UpstreamRequest:
     method: str
     url: str
     headers: dict[str, str]
-    body: bytes | None = None
-    data: Any = None  # multipart form, when not a JSON body
+    body: bytes | None = None  # JSON, or a multipart form (the Content-Type header says which)
     stream: bool = False
 
 

@@ -7,11 +7,11 @@ Requests pass through with unknown fields intact; only the model id, perilune's 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import orjson
 
 from perilune._http import status_error
@@ -92,18 +92,30 @@ class OpenAIStreamDecoder:
         return [obj]
 
 
-def _form(req: JSON, model: str) -> aiohttp.FormData:
-    """A multipart form (audio uploads): ``Upload`` values become files, lists repeat their field."""
-    form = aiohttp.FormData()
+def _quoted(value: str) -> str:
+    """A multipart parameter value: quotes and line breaks percent-encoded (as browsers do, RFC 7578)."""
+    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _form(req: JSON, model: str) -> tuple[bytes, str]:
+    """A multipart/form-data body (audio uploads) and its content type: ``Upload`` values become
+    files, lists repeat their field."""
+    boundary = secrets.token_hex(16)
+    parts: list[bytes] = []
     for name, value in {**req, "model": model}.items():
         if name in PERILUNE_FIELDS or value is None:
             continue
         for v in value if isinstance(value, list) else (value,):
             if isinstance(v, Upload):
-                form.add_field(name, v.data, filename=v.filename, content_type=v.content_type)
+                head = (f'Content-Disposition: form-data; name="{_quoted(name)}"; '
+                        f'filename="{_quoted(v.filename)}"\r\nContent-Type: {_quoted(v.content_type)}\r\n\r\n')
+                data = v.data
             else:
-                form.add_field(name, v if isinstance(v, str) else orjson.dumps(v).decode())
-    return form
+                head = f'Content-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n'
+                data = (v if isinstance(v, str) else orjson.dumps(v).decode()).encode()
+            parts.append(b"--%s\r\n%s%s\r\n" % (boundary.encode(), head.encode(), data))
+    parts.append(b"--%s--\r\n" % boundary.encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def _transcription_usage(obj: JSON) -> Usage | None:
@@ -165,9 +177,10 @@ class OpenAICompatAdapter:
     def build(self, op: str, provider: Provider, model: str, req: JSON, *, stream: bool) -> UpstreamRequest:
         if op == TRANSCRIPTIONS:
             auth = {"Authorization": f"Bearer {provider.api_key}"} if provider.api_key else {}
+            form, content_type = _form(req, model)
             return UpstreamRequest("POST", provider.base_url.rstrip("/") + PATHS[op],
-                                   {"Accept": "application/json", **auth, **provider.headers},
-                                   data=_form(req, model))
+                                   {"Content-Type": content_type, "Accept": "application/json", **auth,
+                                    **provider.headers}, form)
         body: dict[str, Any] = {k: v for k, v in req.items() if k not in PERILUNE_FIELDS}
         body["model"] = model
         if stream and op == RESPONSES:

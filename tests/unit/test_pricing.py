@@ -84,6 +84,13 @@ def test_money_formats() -> None:
     assert from_pico(to_pico(D("12.345678901234"))) == D("12.345678901234")
 
 
+@given(st.integers(min_value=-(10**24), max_value=10**24))
+def test_usd_str_is_the_decimal_rendering_of_pico_usd(pico: int) -> None:
+    expected = format(D(pico).scaleb(-12), "f")
+    expected = expected.rstrip("0").rstrip(".") if "." in expected else expected
+    assert usd_str(pico) == (expected if expected not in ("-0", "") else "0")
+
+
 prices = st.decimals(min_value=D("0"), max_value=D("1000"), places=6, allow_nan=False, allow_infinity=False)
 tokens = st.integers(min_value=0, max_value=10_000_000)
 

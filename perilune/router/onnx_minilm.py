@@ -53,7 +53,7 @@ def _export(src: Path, out: Path) -> None:
 
     bert = AutoModel.from_pretrained(str(src)).eval()
 
-    class Pooled(torch.nn.Module):
+    class Pooled(torch.nn.Module):  # type: ignore[misc,unused-ignore]  # torch is untyped without the extra
         def __init__(self) -> None:
             super().__init__()
             self.bert = bert

@@ -29,7 +29,8 @@ the envelope of the caller's dialect::
 
 Third-party exceptions are translated into this tree in exactly one place each: socket, TLS and
 timeout errors of the upstream client in :mod:`perilune._http`, msgspec in :mod:`perilune.schema.openai`,
-SQLAlchemy and psycopg in :mod:`perilune.store.db`, Redis (and the transport errors under it) in :mod:`perilune.limits.redis`.
+SQLAlchemy and psycopg in :mod:`perilune.store.db`, Redis (and the transport errors under it) in
+:mod:`perilune.limits.redis`.
 """
 
 from __future__ import annotations

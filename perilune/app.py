@@ -91,7 +91,7 @@ class Services:
     openapi_json: bytes = b"{}"
     ready: bool = False
     stop_by: float = 0.0  # monotonic deadline of a shutdown under way (SIGTERM + the grace period)
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(thread_name_prefix="perilune"))
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(thread_name_prefix=POOL_PREFIX))
 
     forever: list[asyncio.Task[Any]] = field(default_factory=list)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -310,6 +310,7 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
 
 
 METRICS_PUBLISH_S = 1.0
+POOL_PREFIX = "perilune-pool"
 
 
 async def _publish_metrics(metrics: Metrics) -> None:
@@ -333,9 +334,10 @@ async def _tune_gc(app: web.Application) -> None:
 
 
 def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None, reuse_port: bool = False,
-        migrate: bool = True, sock: socket.socket | None = None, metrics_dir: str | None = None) -> None:
+        migrate: bool = True, sock: socket.socket | None = None, metrics_dir: str | None = None) -> bool:
     """Serve until SIGINT/SIGTERM, on uvloop when available: on ``sock`` when given (the CLI binds it
-    first, so a port in use is reported before anything starts), else on host:port."""
+    first, so a port in use is reported before anything starts), else on host:port. Returns whether a
+    thread is still blocked on the database (the caller then leaves with :func:`leave_now`)."""
     try:
         import uvloop
 
@@ -348,7 +350,10 @@ def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None,
         "host": host, "port": port, "reuse_port": reuse_port or None}
     web.run_app(app, access_log=None, print=None, handler_cancellation=True,
                 shutdown_timeout=settings.shutdown_grace_s + 10, backlog=4096, **where)
-    _exit_without_stuck_threads()
+    blocked = blocked_threads()
+    if blocked:
+        log.warning("%d worker threads are still blocked in a database call; not waiting for them", blocked)
+    return blocked > 0
 
 
 def _release_executor(used: ThreadPoolExecutor) -> None:
@@ -358,14 +363,19 @@ def _release_executor(used: ThreadPoolExecutor) -> None:
     used.shutdown(wait=False, cancel_futures=True)
 
 
-def _exit_without_stuck_threads() -> None:
-    """Everything is drained, settled or spooled by now. A worker thread still blocked in a call to a
-    silent database (its deadline not reached yet) would hold the interpreter's exit, which joins
-    them: leave without waiting for it."""
-    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
-    if not stuck:
-        return
-    log.warning("exiting with %d worker threads still blocked (a database call past the shutdown)", len(stuck))
+def blocked_threads(wait_s: float = 0.5) -> int:
+    """After the server stopped: how many of its pool's threads are still blocked (in a call to a silent
+    database, its deadline not reached). Idle ones end within ``wait_s`` of the pool's shutdown."""
+    deadline = time.monotonic() + wait_s
+    threads = [t for t in threading.enumerate() if t.name.startswith(POOL_PREFIX + "_")]
+    for t in threads:
+        t.join(max(deadline - time.monotonic(), 0.0))
+    return sum(t.is_alive() for t in threads)
+
+
+def leave_now() -> None:
+    """Exit at once: everything is drained, settled or spooled, and what is left is a thread blocked on
+    a silent database, which the interpreter's exit would otherwise wait for."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -211,12 +211,13 @@ def _base_url(host: str, port: int) -> str:
 
 
 def _worker(settings: Settings, sock: socket.socket, sim_url: str | None, metrics_dir: str | None) -> None:
-    from perilune.app import run
+    from perilune.app import leave_now, run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
     _logging(settings.log_level)  # a spawned worker starts with no logging configured
-    run(settings, host=settings.host, port=settings.port, sim_url=sim_url, migrate=False, sock=sock,
-        metrics_dir=metrics_dir)
+    if run(settings, host=settings.host, port=settings.port, sim_url=sim_url, migrate=False, sock=sock,
+           metrics_dir=metrics_dir):
+        leave_now()
 
 
 def _metrics_dir(settings: Settings) -> str:
@@ -285,10 +286,12 @@ def serve(
                   f"worker{'s' if settings.workers > 1 else ''}, database "
                   f"{'sqlite' if settings.db_url.startswith('sqlite') else 'postgresql'}); "
                   f"dashboard: {base}/dashboard")
+        blocked = False
         if settings.workers == 1:
             from perilune.app import run
 
-            run(settings, host=settings.host, port=settings.port, sim_url=sim_url, migrate=False, sock=sock)
+            blocked = run(settings, host=settings.host, port=settings.port, sim_url=sim_url, migrate=False,
+                          sock=sock)
         else:
             _run_workers(settings, sock, sim_url, _metrics_dir(settings))
     finally:
@@ -297,6 +300,10 @@ def serve(
             sim.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sim.wait(5)
+    if blocked:  # the simulator is stopped: leave without joining a thread blocked on the database
+        from perilune.app import leave_now
+
+        leave_now()
 
 
 def _run_workers(settings: Settings, sock: socket.socket, sim_url: str | None, metrics_dir: str) -> None:

@@ -292,11 +292,9 @@ def build_app(settings: Settings, *, sim_url: str | None = None, migrate: bool =
             await asyncio.wait(s.background, timeout=10)
         if s.retention is not None:
             await s.retention.stop()
-        if s.stop_by:  # a writer stuck on a silent database is not waited for past the grace period:
-            # what it did not acknowledge is spooled by this process
-            left = s.stop_by - time.monotonic() - 1.0
-            s.recorder.stop_timeout_s = min(s.recorder.stop_timeout_s, max(left, 1.0))
-        await s.recorder.stop()
+        # a writer stuck on a silent database is not waited for past the grace period: what it did not
+        # acknowledge is spooled by this process
+        await s.recorder.stop(max(s.stop_by - time.monotonic() - 1.0, 1.0) if s.stop_by else None)
         await s.accountant.stop()
         await s.keys.stop()
         await s.upstream.close()

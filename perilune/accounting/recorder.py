@@ -186,14 +186,17 @@ class UsageRecorder:
         self._task = asyncio.create_task(self._run(), name="perilune-usage-writer")
         self._overflow_task = asyncio.create_task(self._overflow_loop(), name="perilune-usage-overflow")
 
-    async def stop(self) -> None:
+    async def stop(self, budget_s: float | None = None) -> None:
+        """Drain and stop; a writer is waited for ``stop_timeout_s`` at most, or ``budget_s`` when less
+        (what is left of a shutdown's grace period)."""
+        timeout_s = self.stop_timeout_s if budget_s is None else min(self.stop_timeout_s, budget_s)
         self._stopping = True
         self._wake.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), self.stop_timeout_s)
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
             except TimeoutError:
-                log.error("usage writer still busy after %.0f s; spooling what is left", self.stop_timeout_s)
+                log.error("usage writer still busy after %.0f s; spooling what is left", timeout_s)
                 stuck, stuck_payloads = self._inflight, self._inflight_payloads
                 self._db_ok = False  # whatever is left goes to the spool
                 self._task.cancel()
@@ -207,7 +210,7 @@ class UsageRecorder:
             await asyncio.gather(self._overflow_task, return_exceptions=True)
         await self.flush()  # events recorded after the writer exited
         if self._writer is not None:
-            for rows, payloads in await self._writer.close(self.stop_timeout_s):
+            for rows, payloads in await self._writer.close(timeout_s):
                 self._spool(rows, payloads)
 
     def _lost(self, batches: list[Batch]) -> None:

@@ -8,8 +8,13 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from perilune.store.db import Database
 
 PG_ADMIN_URL = os.environ.get("PERILUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PERILUNE_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -58,3 +63,21 @@ def fresh_redis() -> str:
     r.flushdb()
     r.close()
     return REDIS_URL
+
+
+@contextmanager
+def migrated_database(kind: str, tmp_path: Path) -> Iterator[Database]:
+    """A migrated perilune database: an SQLite file under tmp_path, or a fresh PostgreSQL database."""
+    from perilune.store.db import Database
+
+    if kind == "sqlite":
+        d = Database(f"sqlite:///{tmp_path}/usage.db")
+        d.migrate()
+        yield d
+        d.dispose()
+        return
+    with fresh_postgres() as url:
+        d = Database(url)
+        d.migrate()
+        yield d
+        d.dispose()

@@ -28,7 +28,7 @@ from perilune.store.usage import (
     record_json,
 )
 from perilune.store.usage_write import insert_batch, sample_of
-from tests.services import fresh_postgres
+from tests.services import migrated_database
 
 DAY = 86400.0
 T0 = 1_795_000_000.0 - (1_795_000_000.0 % DAY)  # a UTC midnight in 2026
@@ -36,17 +36,8 @@ T0 = 1_795_000_000.0 - (1_795_000_000.0 % DAY)  # a UTC midnight in 2026
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        d = Database(f"sqlite:///{tmp_path}/usage.db")
-        d.migrate()
+    with migrated_database(request.param, tmp_path) as d:
         yield d
-        d.dispose()
-        return
-    with fresh_postgres() as url:
-        d = Database(url)
-        d.migrate()
-        yield d
-        d.dispose()
 
 
 def row(i: int, t: float, **kw: Any) -> dict[str, Any]:

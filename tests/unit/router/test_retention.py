@@ -14,23 +14,14 @@ from perilune.settings import Settings
 from perilune.store import tables
 from perilune.store.db import Database
 from perilune.store.usage_write import insert_batch
-from tests.services import fresh_postgres
+from tests.services import migrated_database
 from tests.unit.test_usage_store import DAY, T0, row
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        d = Database(f"sqlite:///{tmp_path}/usage.db")
-        d.migrate()
+    with migrated_database(request.param, tmp_path) as d:
         yield d
-        d.dispose()
-        return
-    with fresh_postgres() as url:
-        d = Database(url)
-        d.migrate()
-        yield d
-        d.dispose()
 
 
 def ids(db: Database, table: sa.Table) -> set[str]:

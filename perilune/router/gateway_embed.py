@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -96,6 +95,8 @@ class HttpEmbedder:
     """For ``perilune router build``: the labelled prompts embedded through a running gateway."""
 
     def __init__(self, model: str, base_url: str, api_key: str, batch: int = 64, timeout_s: float = 120.0) -> None:
+        import httpx  # only `perilune router build` needs an HTTP client: the gateway starts without it
+
         self.model, self.name, self.batch = model, f"{PREFIX}{model}", batch
         self.dim = 0  # known after the first answer
         self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s,

@@ -160,10 +160,16 @@ class Response:
 
     # -- the consumer's side
     async def next_piece(self) -> bytes:
-        """The next piece of the body; ``b""`` at its end. Raises _Dropped or _Stalled."""
+        """What has arrived of the body since the last call (waiting for something if nothing has);
+        ``b""`` at its end. Raises _Dropped or _Stalled."""
         while True:
             if self._pieces:
-                piece = self._pieces.popleft()
+                pieces = self._pieces
+                if len(pieces) == 1:
+                    piece = pieces.popleft()
+                else:  # several reads (or chunks of one read) are here: one piece, decoded together
+                    piece = b"".join(pieces)
+                    pieces.clear()
                 self._queued -= len(piece)
                 if self._queued <= HIGH_WATER // 2:
                     self._conn.resume()

@@ -45,6 +45,8 @@ class SSEDecoder:
 
     @staticmethod
     def _parse(block: bytes) -> SSEEvent | None:
+        if block.startswith(b"data: ") and b"\n" not in block:  # the usual event: one data line
+            return SSEEvent(None, block[6:].decode("utf-8", "replace"))
         event: str | None = None
         data: list[str] = []
         for raw in block.split(b"\n"):

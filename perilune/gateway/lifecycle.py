@@ -239,13 +239,12 @@ class Lifecycle:
         decoder = opened.decoder
         try:
             await resp.prepare(self.request)
-            await relay_stream(opened.items(), encoder, self.served, resp.write, self.tally,
-                               lambda: self.account(self._partial_usage()),
-                               lambda: decoder is not None and decoder.usage is not None
-                               and decoder.usage is not self.served.usage)
+            held = await relay_stream(opened.items(), encoder, self.served, resp.write, self.tally,
+                                      lambda: self.account(self._partial_usage()),
+                                      lambda: decoder is not None and decoder.usage is not None
+                                      and decoder.usage is not self.served.usage, opened.more)
             self.account(self._partial_usage())
-            await resp.write(encoder.finish(self.served))
-            await resp.write_eof()
+            await resp.write_eof(held + encoder.finish(self.served))  # one write: the last items, the end
         except PeriluneError as e:  # the upstream failed mid-stream: an error event ends the stream
             self.account(self._partial_usage())
             self.status, self.error_type = e.status_code, e.kind

@@ -80,6 +80,13 @@ class Call:
 
 
 @dataclass(slots=True)
+class Ahead:
+    """The items decoded from a stream's last upstream read that it has not yielded yet."""
+
+    queued: int = 0
+
+
+@dataclass(slots=True)
 class Opened:
     """The winning attempt: a complete result, or an open stream with its first items read."""
 
@@ -92,13 +99,22 @@ class Opened:
     decoder: StreamDecoder | None = None
     ttft_ms: float | None = None
     alias: str | None = None  # the alias the client asked for, when [aliases] resolved it
+    ahead: Ahead | None = None  # how many items of the stream's last upstream read are still to come
+    _head_left: int = 0
 
     async def items(self) -> AsyncIterator[JSON]:
-        for item in self.head:
+        head = self.head
+        for i, item in enumerate(head):
+            self._head_left = len(head) - 1 - i
             yield item
+        self._head_left = 0
         if self.rest is not None:
             async for item in self.rest:
                 yield item
+
+    def more(self) -> bool:
+        """Whether the next item of :meth:`items` is already here (no wait for the upstream)."""
+        return self._head_left > 0 or (self.ahead is not None and self.ahead.queued > 0)
 
     async def close(self) -> None:
         """Release the upstream connection now (a client that went away cancels the upstream call)."""
@@ -219,7 +235,8 @@ class Pipeline:
             raise UpstreamUnavailable(f"{d.provider.name} did not stream (content-type {resp.content_type}): "
                                       f"{body[:200]!r}", code="upstream_not_streaming")
         decoder = d.adapter.stream_decoder(op, d.provider.name)
-        rest = self._chunks(d, resp, decoder, deadline)
+        ahead = Ahead()
+        rest = self._chunks(d, resp, decoder, deadline, ahead)
         head: list[JSON] = []
         try:  # read ahead to the first content: a failure before it may still fall over
             async for item in rest:
@@ -231,10 +248,12 @@ class Pipeline:
             resp.close()
             raise
         ttft = (time.perf_counter() - started) * 1000.0
-        return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft)
+        return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft, ahead=ahead)
 
     async def _chunks(self, d: Deployment, resp: Response, decoder: StreamDecoder,
-                      deadline: Deadline) -> AsyncGenerator[JSON, None]:
+                      deadline: Deadline, ahead: Ahead) -> AsyncGenerator[JSON, None]:
+        """The stream's items. Those of one upstream read are decoded together, so ``ahead`` can tell
+        the relay that more are here; a failure decoding one comes after the items before it."""
         sse = SSEDecoder()
         started, ok = time.perf_counter(), False
         try:
@@ -242,12 +261,24 @@ class Pipeline:
                 if deadline.expired:
                     raise UpstreamTimeout(f"{d.provider.name}: the request's total deadline (timeouts.total_s) "
                                           "passed mid-stream", code="deadline_exceeded")
-                for event in sse.feed(data):
-                    for chunk in decoder.feed(event):
-                        yield chunk
-                    if decoder.done:
-                        ok = True
-                        return
+                batch: list[JSON] = []
+                failed: PeriluneError | None = None
+                try:
+                    for event in sse.feed(data):
+                        batch.extend(decoder.feed(event))
+                        if decoder.done:
+                            break
+                except PeriluneError as e:
+                    failed = e
+                ahead.queued = len(batch)
+                for chunk in batch:
+                    ahead.queued -= 1
+                    yield chunk
+                if failed is not None:
+                    raise failed
+                if decoder.done:
+                    ok = True
+                    return
             for event in sse.flush():
                 for chunk in decoder.feed(event):
                     yield chunk

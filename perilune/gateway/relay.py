@@ -199,18 +199,36 @@ class Tally:
         return count_tokens("".join(self.texts))
 
 
+FLUSH_BYTES = 64 * 1024  # a relay holds at most this much before it writes, even when more is ready
+
+
 async def relay_stream(items: AsyncIterator[JSON], encoder: Encoder, served: Served, write: Write,
-                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool]) -> None:
+                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool],
+                       more: Callable[[], bool] = lambda: False) -> bytes:
     """Relay every item through the encoder. ``on_usage`` is called once the upstream has reported the
-    final usage (before the item that needs it, e.g. Anthropic's message_delta, is encoded)."""
+    final usage (before the item that needs it, e.g. Anthropic's message_delta, is encoded).
+
+    Items that arrived together leave together: while ``more()`` says the next item is already here
+    (read from the upstream, not yet handed over), its bytes are held and written with the next ones,
+    one write (one send) for what one upstream read delivered. Nothing waits for data that has not
+    arrived. Returns what is still held at the end, for the caller to send with the stream's last bytes.
+    """
     capture = encoder.capture()
     head = encoder.start(served)
-    if head:
-        await write(head)
+    held = [head] if head else []
+    size = len(head)
     async for item in items:
         tally.texts.append(encoder.text(item))
         if capture is not None:
             capture.feed(item)
         if usage_known():
             on_usage()
-        await write(encoder.item(item, served))
+        data = encoder.item(item, served)
+        if data:
+            held.append(data)
+            size += len(data)
+        if size and (size >= FLUSH_BYTES or not more()):
+            await write(held[0] if len(held) == 1 else b"".join(held))
+            held.clear()
+            size = 0
+    return b"".join(held)

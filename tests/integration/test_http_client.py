@@ -285,3 +285,27 @@ async def test_tls_verifies_the_certificate(tmp_path: Path) -> None:
         await untrusted.open(p, post(url))
     await untrusted.close()
     await srv.stop()
+
+
+async def test_what_arrived_together_is_read_as_one_piece(serve) -> None:  # type: ignore[no-untyped-def]
+    """Several chunks of one read come out of iter_bytes as one piece (so a stream's events that arrived
+    together are relayed together); a chunk sent later is a piece of its own, delivered without waiting
+    for more."""
+    later = asyncio.Event()
+
+    async def answer(req: bytes, w: asyncio.StreamWriter) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                b"".join(b"5\r\nevt%02d\r\n" % i for i in range(5)))
+        await w.drain()
+        await later.wait()
+        w.write(b"5\r\nlast!\r\n0\r\n\r\n")
+
+    _, url = await serve(answer)
+    client, p = UpstreamClient(), provider(url)
+    resp = await client.open(p, post(url))
+    pieces = client.iter_bytes(p, resp)
+    assert await anext(pieces) == b"evt00evt01evt02evt03evt04"  # one write of the server, one read here
+    later.set()
+    assert await anext(pieces) == b"last!"
+    assert [piece async for piece in pieces] == []
+    await client.close()

@@ -53,6 +53,7 @@ RECENT_CHARGES_S = 300.0  # charges remembered for a rebuild after Redis lost it
 REBUILD_GRACE_S = 1.0  # after a loss, admissions wait this long for every instance to contribute
 LOOP_S = 0.25
 DRAIN_BATCH = 256  # outbox settlements per round trip
+SETTLE_WINDOW_S = 0.005  # Redis mode: the settlements of this long share one round trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,8 @@ class Billing:
         self._recent = RecentCharges()  # Redis mode only
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._due: list[tuple[Ticket, int, int]] = []  # Redis mode: settlements waiting for their batch
+        self._due_timer: asyncio.TimerHandle | None = None
         self.written_off_pusd = 0
         self._price_cache: dict[str, tuple[ModelInfo, int, int]] = {}
 
@@ -155,6 +158,7 @@ class Billing:
             self._task = asyncio.create_task(self._loop(), name="perilune-billing")
 
     async def stop(self, timeout_s: float = 5.0) -> None:
+        self._send_due()
         if self._pending:
             await asyncio.wait(self._pending, timeout=timeout_s)
         if self._task is not None:
@@ -248,25 +252,47 @@ class Billing:
             return
         if charge.charged_pusd and t.ask.enforce_balance and not t.free:  # contributed again if Redis loses it
             self._recent.add(time.monotonic(), t.ask.account_id, t.ask.request_id, charge.charged_pusd)
-        task = asyncio.get_running_loop().create_task(self._settle(t, tokens, charge.charged_pusd))
+        # Batched: the settlements of SETTLE_WINDOW_S go to Redis in one pipelined round trip, so a
+        # request costs about one round trip (its admission), not two.
+        self._due.append((t, tokens, charge.charged_pusd))
+        if len(self._due) >= DRAIN_BATCH:
+            self._send_due()
+        elif self._due_timer is None:
+            self._due_timer = asyncio.get_running_loop().call_later(SETTLE_WINDOW_S, self._send_due)
+
+    def _send_due(self) -> None:
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        if not self._due:
+            return
+        batch, self._due = self._due, []
+        task = asyncio.get_running_loop().create_task(self._settle_batch(batch))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _settle(self, t: Ticket, tokens: int, charged: int) -> None:
+        await self._settle_batch([(t, tokens, charged)])
+
+    async def _settle_batch(self, batch: list[tuple[Ticket, int, int]]) -> None:
         try:
-            settled = await self.limiter.settle(t, tokens, charged)
-        except PeriluneError as e:
-            log.warning("settlement of %s deferred (%s); kept in the outbox", t.ask.request_id, e.code)
-            self._outbox.append((t, tokens, charged))
+            if len(batch) == 1:
+                results = [await self.limiter.settle(*batch[0])]
+            else:
+                results = await self.limiter.settle_many(batch)
+        except PeriluneError as e:  # idempotent: the outbox sends the whole batch again
+            log.warning("settlement of %d request(s) deferred (%s); kept in the outbox", len(batch), e.code)
+            self._outbox.extend(batch)
             self._persist()
             return
-        if settled.stale and charged:
-            await self._contribute(t.ask.account_id, t.ask.request_id, charged)
-        if settled.balance_pusd is not None:
-            try:
-                await self.accountant.check_alerts(t.ask.account_id, settled.balance_pusd)
-            except PeriluneError as e:
-                log.warning("low-balance check skipped for %s: %s", t.ask.account_id, e.message)
+        for (t, _, charged), settled in zip(batch, results, strict=True):
+            if settled.stale and charged:
+                await self._contribute(t.ask.account_id, t.ask.request_id, charged)
+            if settled.balance_pusd is not None:
+                try:
+                    await self.accountant.check_alerts(t.ask.account_id, settled.balance_pusd)
+                except PeriluneError as e:
+                    log.warning("low-balance check skipped for %s: %s", t.ask.account_id, e.message)
 
     async def _contribute(self, account_id: str, charge_id: str, charged: int) -> None:
         try:

@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from perilune.router.dataset import read_labelled
 from perilune.router.embedder import minilm_available
 from tests.conftest import (
     ADMIN_KEY,
@@ -49,6 +50,7 @@ ARC = ("Which of the following statements best explains why magnets usually stic
        "is a good conductor.\nD) The refrigerator door has electric wires in it.\nPrint only a single choice "
        "from \"A\" or \"B\" or \"C\" or \"D\" without explanation.\nAnswer:")
 MSG = [{"role": "user", "content": ARC}]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,31 @@ def test_higher_cost_weight_never_picks_a_dearer_model(gw: Gateway) -> None:
         costs.append(chosen["expected_cost_pusd"])
     assert costs == sorted(costs, reverse=True)
     assert costs[0] > costs[-1]  # the sweep does move: from the best model to the cheapest
+
+
+def test_a_cost_weight_sweep_scored_by_the_known_labels(gw: Gateway) -> None:
+    """What the issue's check does, on labelled prompts of the bundled data: each prompt sent with the 11
+    models at a sweep of cost weights, each choice scored by that model's known correctness and cost on
+    that prompt. Per prompt the chosen model never gets dearer; over the set, the cheap end costs less
+    and the quality end is more accurate."""
+    data = read_labelled(sorted((ROOT / "bench" / "data" / "routerbench").glob("*.csv.gz")))
+    rows = list(range(0, len(data), 110))  # 21 prompts of the three tasks
+    sweep = (0.0, 0.1, 0.5, 2.0, 100.0)
+    accuracy, cost = {w: 0.0 for w in sweep}, {w: 0.0 for w in sweep}
+    for i in rows:
+        expected = []
+        for w in sweep:
+            r = post(gw, {"messages": [{"role": "user", "content": data.prompts[i]}], "execute": False,
+                          "models": PROFILED, "cost_weight": w})
+            assert r.status_code == 200, r.text
+            d = r.json()
+            expected.append(next(c for c in d["candidates"] if c["model"] == d["model"])["expected_cost_pusd"])
+            j = data.models.index(d["model"])
+            accuracy[w] += data.correct[i, j] / len(rows)
+            cost[w] += data.cost_pusd[i, j] / len(rows)
+        assert expected == sorted(expected, reverse=True), (i, expected)
+    assert cost[100.0] < cost[0.0] / 5
+    assert accuracy[0.0] > accuracy[100.0]
 
 
 def test_all_profiled_models_are_candidates_without_models(gw: Gateway) -> None:

@@ -9,6 +9,7 @@ whatever happened. A generation handler parses, builds a :class:`Call` and calls
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -89,6 +90,14 @@ def error_response(e: PeriluneError, dialect: str, request_id: str) -> web.Respo
     return web.Response(body=e.render(dialect), status=e.status_code, content_type=JSON_CT, headers=headers)
 
 
+async def _send_now(resp: web.StreamResponse, request: web.Request) -> None:
+    """Send a complete answer from inside the handler, so that what the request does afterwards (settle,
+    record) is not on the client's path. A client that went away meanwhile is the server's to notice."""
+    with contextlib.suppress(ConnectionError):
+        await resp.prepare(request)
+        await resp.write_eof()
+
+
 def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = False
              ) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     """Wrap a route. ``auth``: "key" (any valid key), "admin", or "none". ``records``: a generation
@@ -109,7 +118,10 @@ def endpoint(dialect: str, name: str, *, auth: str = "key", records: bool = Fals
                 elif auth == "admin":
                     ctx.principal = await services.keys.authenticate_admin(request.headers)
                 check_params(request.query, request.match_info)  # no NUL reaches a database query
-                return await fn(ctx)
+                resp = await fn(ctx)
+                if records and not resp.prepared:
+                    await _send_now(resp, request)  # the answer leaves before the settlement and the record
+                return resp
             except PeriluneError as e:
                 lc.fail(e)
                 resp = error_response(e, dialect, request_id)

@@ -93,9 +93,67 @@ class Attempts:
         available = [d for d in plan if health.available(d)]
         return [(d, False) for d in available] + [(d, True) for d in plan if d not in available]
 
+    def _failed(self, d: D, record: Try, exc: PeriluneError) -> tuple[str, int | None] | None:
+        """Book a failed attempt; raise the error when it is the answer (the request itself is wrong).
+        Returns the (model, context) a context-length refusal rules out, else None."""
+        record.status, record.error = exc.status_code, exc.kind
+        if is_context_overflow(exc):
+            self.health.report(d, True, exc.status_code)  # the deployment is fine
+            return d.model.id, _context_of(d)
+        if falls_through(exc):
+            self.health.report(d, False, exc.status_code, retry_after_s=_retry_after(exc))
+            return None
+        self.health.report(d, True, exc.status_code)
+        raise exc
+
+    async def _pass_inline(self, plan: Sequence[D], open_: Callable[[D], Awaitable[T]], deadline: Deadline,
+                           tries: list[Try]) -> tuple[D, T] | PeriluneError:
+        """A pass without hedging: the same rules as :meth:`_pass`, one attempt at a time, awaited in the
+        caller's own task (no task per attempt, no wait set: the common case costs no extra loop turn)."""
+        health = self.health
+        last_error: PeriluneError | None = None
+        min_context: tuple[str, int | None] | None = None
+        tried_available = False
+        for d, last_resort in self._candidates(plan):
+            if last_resort and tried_available:
+                continue  # an available one was tried: open deployments stay skipped
+            if min_context is not None:
+                model_id, ctx = min_context
+                own = _context_of(d)
+                if d.model.id == model_id or (ctx is not None and (own is None or own <= ctx)):
+                    continue  # it would not fit either
+            if not last_resort:
+                if not health.allow(d):
+                    continue  # opened (or its probe was taken) since the plan was made
+                tried_available = True
+            record = Try(d.provider.name, d.model.id)
+            tries.append(record)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(deadline.remaining_s()) as within:
+                    result = await open_(d)
+            except PeriluneError as exc:
+                record.latency_ms = round((time.perf_counter() - started) * 1000.0, 1)
+                min_context = self._failed(d, record, exc) or min_context
+                last_error = exc
+                continue
+            except (TimeoutError, asyncio.CancelledError):  # the deadline, or the request itself ended
+                record.error = "cancelled"
+                record.latency_ms = round((time.perf_counter() - started) * 1000.0, 1)
+                if within.expired():
+                    return _deadline_error()
+                raise
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            record.status, record.latency_ms, record.ttft_ms = 200, round(elapsed_ms, 1), round(elapsed_ms, 1)
+            health.report(d, True, 200, ttft_ms=elapsed_ms)
+            return d, result
+        return last_error or UpstreamUnavailable("No provider of the model could be tried.", code="no_deployment")
+
     async def _pass(self, plan: Sequence[D], open_: Callable[[D], Awaitable[T]], deadline: Deadline,
                     tries: list[Try], hedge: bool, close: Callable[[T], Awaitable[None]] | None
                     ) -> tuple[D, T] | PeriluneError:
+        if not hedge:
+            return await self._pass_inline(plan, open_, deadline, tries)
         health = self.health
         queue = self._candidates(plan)
         running: dict[asyncio.Task[T], _Running[D]] = {}
@@ -164,17 +222,8 @@ class Attempts:
                         return r.deployment, task.result()
                     if not isinstance(exc, PeriluneError):
                         raise exc
-                    r.record.status, r.record.error = exc.status_code, exc.kind
-                    if is_context_overflow(exc):
-                        health.report(r.deployment, True, exc.status_code)  # the deployment is fine
-                        min_context = (r.deployment.model.id, _context_of(r.deployment))
-                        last_error = exc
-                    elif falls_through(exc):
-                        health.report(r.deployment, False, exc.status_code, retry_after_s=_retry_after(exc))
-                        last_error = exc
-                    else:
-                        health.report(r.deployment, True, exc.status_code)
-                        raise exc
+                    min_context = self._failed(r.deployment, r.record, exc) or min_context
+                    last_error = exc
                     start(False)  # the next one (beside a hedge still running, only of the same model)
             assert last_error is not None
             return last_error

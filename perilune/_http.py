@@ -12,8 +12,8 @@ connections are reused last-in first-out; ``http://`` and ``https://`` (TLS thro
   (the connection included), ``stream_idle_s`` between two pieces of the body. One timer per
   connection, moved rather than re-created.
 - A body is read whole (:meth:`UpstreamClient.read`) or piece by piece as it arrives
-  (:meth:`UpstreamClient.iter_bytes`) with back-pressure: reading is paused while more than
-  ``HIGH_WATER`` bytes wait for the consumer.
+  (:meth:`UpstreamClient.next_piece`: everything that has arrived, as one piece) with back-pressure:
+  reading is paused while more than ``HIGH_WATER`` bytes wait for the consumer.
 - A connection returns to its pool only after its answer was read to the end; an answer abandoned
   before (closed, failed, the caller cancelled) closes its connection, so a half-read answer never
   leaks into the next request.
@@ -604,15 +604,30 @@ class UpstreamClient:
             resp.close()
 
     @staticmethod
-    async def iter_bytes(provider: Provider, resp: Response) -> AsyncIterator[bytes]:
-        """The body as it arrives; a drop or an idle timeout mid-body raises an UpstreamError."""
+    async def next_piece(provider: Provider, resp: Response) -> bytes:
+        """What has arrived of the body (waiting for something if nothing has); ``b""`` at its end, when
+        the connection is released. A drop or an idle timeout mid-body raises an UpstreamError."""
         try:
-            while piece := await resp.next_piece():
-                yield piece
+            piece = await resp.next_piece()
         except _Stalled:
+            resp.close()
             raise UpstreamTimeout(f"{provider.name} stream stalled for more than "
                                   f"{provider.timeouts.stream_idle_s:g} s") from None
         except _Dropped:
+            resp.close()
             raise UpstreamUnavailable(f"{provider.name} dropped the stream") from None
+        except BaseException:
+            resp.close()
+            raise
+        if not piece:
+            resp.close()
+        return piece
+
+    @staticmethod
+    async def iter_bytes(provider: Provider, resp: Response) -> AsyncIterator[bytes]:
+        """The body as it arrives (see :meth:`next_piece`)."""
+        try:
+            while piece := await UpstreamClient.next_piece(provider, resp):
+                yield piece
         finally:
             resp.close()

@@ -225,10 +225,10 @@ class Lifecycle:
 
     def _partial_usage(self) -> Usage:
         opened = self.opened
+        if opened is not None and opened.decoder is not None and opened.decoder.usage is not None:
+            return opened.decoder.usage  # the upstream's own count: no estimate needed
         out = self.tally.output_tokens()
         if opened is not None and opened.decoder is not None:
-            if opened.decoder.usage is not None:
-                return opened.decoder.usage
             interim = opened.decoder.interim_usage(out)
             if interim is not None:
                 return interim
@@ -239,10 +239,10 @@ class Lifecycle:
         decoder = opened.decoder
         try:
             await resp.prepare(self.request)
-            held = await relay_stream(opened.items(), encoder, self.served, resp.write, self.tally,
+            held = await relay_stream(opened.batches(), encoder, self.served, resp.write, self.tally,
                                       lambda: self.account(self._partial_usage()),
                                       lambda: decoder is not None and decoder.usage is not None
-                                      and decoder.usage is not self.served.usage, opened.more)
+                                      and decoder.usage is not self.served.usage)
             self.account(self._partial_usage())
             await resp.write_eof(held + encoder.finish(self.served))  # one write: the last items, the end
         except PeriluneError as e:  # the upstream failed mid-stream: an error event ends the stream

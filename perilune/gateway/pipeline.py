@@ -28,7 +28,7 @@ from perilune.accounting.catalog import ModelInfo, Price
 from perilune.errors import PeriluneError, UpstreamTimeout, UpstreamUnavailable
 from perilune.gateway.resilience import Attempts, Deadline, Health, Try
 from perilune.gateway.routing import Deployment, Plan, Router
-from perilune.providers.base import Result, StreamDecoder
+from perilune.providers.base import Item, RawChunk, Result, StreamDecoder
 from perilune.schema.canonical import JSON, Attempt, Usage
 from perilune.schema.routing import ProviderPrefs
 
@@ -80,13 +80,6 @@ class Call:
 
 
 @dataclass(slots=True)
-class Ahead:
-    """The items decoded from a stream's last upstream read that it has not yielded yet."""
-
-    queued: int = 0
-
-
-@dataclass(slots=True)
 class Opened:
     """The winning attempt: a complete result, or an open stream with its first items read."""
 
@@ -94,27 +87,19 @@ class Opened:
     reservation: Reservation | None
     native: bool  # items / body are in the client's own dialect, not canonical
     result: Result | None = None
-    head: list[JSON] = field(default_factory=list)
-    rest: AsyncIterator[JSON] | None = None
+    head: list[Item] = field(default_factory=list)
+    rest: AsyncIterator[list[Item]] | None = None  # the stream's further items, one batch per upstream read
     decoder: StreamDecoder | None = None
     ttft_ms: float | None = None
     alias: str | None = None  # the alias the client asked for, when [aliases] resolved it
-    ahead: Ahead | None = None  # how many items of the stream's last upstream read are still to come
-    _head_left: int = 0
 
-    async def items(self) -> AsyncIterator[JSON]:
-        head = self.head
-        for i, item in enumerate(head):
-            self._head_left = len(head) - 1 - i
-            yield item
-        self._head_left = 0
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        """The stream's items in batches: what was read ahead, then what each upstream read brought."""
+        if self.head:
+            yield self.head
         if self.rest is not None:
-            async for item in self.rest:
-                yield item
-
-    def more(self) -> bool:
-        """Whether the next item of :meth:`items` is already here (no wait for the upstream)."""
-        return self._head_left > 0 or (self.ahead is not None and self.ahead.queued > 0)
+            async for batch in self.rest:
+                yield batch
 
     async def close(self) -> None:
         """Release the upstream connection now (a client that went away cancels the upstream call)."""
@@ -133,7 +118,10 @@ def _output_key(model: ModelInfo, body: JSON) -> str:
     return "max_tokens"
 
 
-def _has_content(item: JSON, native: bool) -> bool:
+def _has_content(item: Item, native: bool) -> bool:
+    if type(item) is RawChunk:
+        item = item.json()
+    assert isinstance(item, dict)
     if native:
         return item.get("type") in ("content_block_delta", "content_block_start", "message_delta",
                                     "response.output_text.delta", "response.output_item.added")
@@ -235,33 +223,33 @@ class Pipeline:
             raise UpstreamUnavailable(f"{d.provider.name} did not stream (content-type {resp.content_type}): "
                                       f"{body[:200]!r}", code="upstream_not_streaming")
         decoder = d.adapter.stream_decoder(op, d.provider.name)
-        ahead = Ahead()
-        rest = self._chunks(d, resp, decoder, deadline, ahead)
-        head: list[JSON] = []
+        rest = self._chunks(d, resp, decoder, deadline)
+        head: list[Item] = []
         try:  # read ahead to the first content: a failure before it may still fall over
-            async for item in rest:
-                head.append(item)
-                if _has_content(item, is_native) or len(head) >= PEEK_ITEMS:
+            async for batch in rest:
+                head += batch
+                if len(head) >= PEEK_ITEMS or any(_has_content(item, is_native) for item in batch):
                     break
         except BaseException:
             await rest.aclose()
             resp.close()
             raise
         ttft = (time.perf_counter() - started) * 1000.0
-        return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft, ahead=ahead)
+        return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft)
 
     async def _chunks(self, d: Deployment, resp: Response, decoder: StreamDecoder,
-                      deadline: Deadline, ahead: Ahead) -> AsyncGenerator[JSON, None]:
-        """The stream's items. Those of one upstream read are decoded together, so ``ahead`` can tell
-        the relay that more are here; a failure decoding one comes after the items before it."""
+                      deadline: Deadline) -> AsyncGenerator[list[Item], None]:
+        """The stream's items, one batch per upstream read (relayed in one write); a failure decoding
+        an item comes after the items before it."""
         sse = SSEDecoder()
         started, ok = time.perf_counter(), False
+        upstream, provider = self.upstream, d.provider
         try:
-            async for data in self.upstream.iter_bytes(d.provider, resp):
+            while data := await upstream.next_piece(provider, resp):
                 if deadline.expired:
                     raise UpstreamTimeout(f"{d.provider.name}: the request's total deadline (timeouts.total_s) "
                                           "passed mid-stream", code="deadline_exceeded")
-                batch: list[JSON] = []
+                batch: list[Item] = []
                 failed: PeriluneError | None = None
                 try:
                     for event in sse.feed(data):
@@ -270,18 +258,16 @@ class Pipeline:
                             break
                 except PeriluneError as e:
                     failed = e
-                ahead.queued = len(batch)
-                for chunk in batch:
-                    ahead.queued -= 1
-                    yield chunk
+                if batch:
+                    yield batch
                 if failed is not None:
                     raise failed
                 if decoder.done:
                     ok = True
                     return
-            for event in sse.flush():
-                for chunk in decoder.feed(event):
-                    yield chunk
+            tail = [chunk for event in sse.flush() for chunk in decoder.feed(event)]
+            if tail:
+                yield tail
             if not decoder.done and decoder.usage is None:
                 raise UpstreamUnavailable(f"{d.provider.name} ended the stream before it was complete",
                                           code="upstream_stream_truncated")

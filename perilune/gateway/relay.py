@@ -24,6 +24,7 @@ from perilune.accounting import estimate
 from perilune.accounting.capture import MessageCapture, StreamCapture
 from perilune.accounting.pricing import usd_str
 from perilune.errors import PeriluneError
+from perilune.providers.base import Item, RawChunk, as_json
 from perilune.schema.canonical import JSON, Attempt, Cost, Usage
 from perilune.tokens import count_tokens
 
@@ -145,6 +146,8 @@ class OpenAIEncoder:
         self._capture = StreamCapture() if capture else None
         self._prepare = prepare
         self._last: JSON | None = None
+        self._last_raw = b""  # the last item, when it was relayed as sent
+        self._provider = b""
 
     def body(self, result: JSON, served: Served) -> bytes:
         if self._prepare is not None:
@@ -162,10 +165,17 @@ class OpenAIEncoder:
         self._last = item
         return encode_data(orjson.dumps(item))
 
+    def raw(self, data: bytes, served: Served) -> bytes:
+        """An upstream chunk as it was sent (a :class:`RawChunk`), with ``provider`` added at its end."""
+        if not self._provider:
+            self._provider = b',"provider":' + orjson.dumps(served.provider) + b"}"
+        self._last, self._last_raw = None, data
+        return b"data: " + data[:-1] + self._provider + b"\n\n"
+
     def finish(self, served: Served) -> bytes:
         if not self.include_usage:
             return DONE
-        last = self._last or {}
+        last = self._last if self._last is not None else RawChunk(self._last_raw).json() if self._last_raw else {}
         final: JSON = {"id": last.get("id", served.request_id),
                        "object": last.get("object", "chat.completion.chunk"),
                        "created": last.get("created", int(served.started_wall)),
@@ -191,43 +201,56 @@ class OpenAIEncoder:
 
 @dataclass(slots=True)
 class Tally:
-    """What a stream has generated so far (for usage when the upstream reports none)."""
+    """What a stream has generated so far (for usage when the upstream reports none). Chunks relayed as
+    sent are kept as bytes and read only if that estimate is needed."""
 
-    texts: list[str] = field(default_factory=list)
+    texts: list[str | bytes] = field(default_factory=list)
 
     def output_tokens(self) -> int:
-        return count_tokens("".join(self.texts))
+        return count_tokens("".join(t if isinstance(t, str) else estimate.chunk_output_text(RawChunk(t).json())
+                                    for t in self.texts))
 
 
 FLUSH_BYTES = 64 * 1024  # a relay holds at most this much before it writes, even when more is ready
 
 
-async def relay_stream(items: AsyncIterator[JSON], encoder: Encoder, served: Served, write: Write,
-                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool],
-                       more: Callable[[], bool] = lambda: False) -> bytes:
+async def relay_stream(batches: AsyncIterator[list[Item]], encoder: Encoder, served: Served, write: Write,
+                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool]) -> bytes:
     """Relay every item through the encoder. ``on_usage`` is called once the upstream has reported the
     final usage (before the item that needs it, e.g. Anthropic's message_delta, is encoded).
 
-    Items that arrived together leave together: while ``more()`` says the next item is already here
-    (read from the upstream, not yet handed over), its bytes are held and written with the next ones,
-    one write (one send) for what one upstream read delivered. Nothing waits for data that has not
-    arrived. Returns what is still held at the end, for the caller to send with the stream's last bytes.
+    Items that arrived together leave together: a batch (what one upstream read brought) is one write,
+    one send, split only above FLUSH_BYTES. Nothing waits for data that has not arrived. Returns the
+    stream's head when no item came (the caller sends it with the stream's last bytes).
     """
     capture = encoder.capture()
+    raw = encoder if isinstance(encoder, OpenAIEncoder) and capture is None else None  # relays chunks as sent
     head = encoder.start(served)
     held = [head] if head else []
     size = len(head)
-    async for item in items:
-        tally.texts.append(encoder.text(item))
-        if capture is not None:
-            capture.feed(item)
-        if usage_known():
-            on_usage()
-        data = encoder.item(item, served)
-        if data:
-            held.append(data)
-            size += len(data)
-        if size and (size >= FLUSH_BYTES or not more()):
+    async for batch in batches:
+        for item in batch:
+            if raw is not None and type(item) is RawChunk:
+                tally.texts.append(item.data)  # parsed only if the upstream reports no usage
+                if usage_known():
+                    on_usage()
+                data = raw.raw(item.data, served)
+            else:
+                obj = as_json(item)
+                tally.texts.append(encoder.text(obj))
+                if capture is not None:
+                    capture.feed(obj)
+                if usage_known():
+                    on_usage()
+                data = encoder.item(obj, served)
+            if data:
+                held.append(data)
+                size += len(data)
+                if size >= FLUSH_BYTES:
+                    await write(b"".join(held))
+                    held.clear()
+                    size = 0
+        if size:
             await write(held[0] if len(held) == 1 else b"".join(held))
             held.clear()
             size = 0

@@ -28,7 +28,7 @@ from perilune.accounting.catalog import ModelInfo, Price
 from perilune.errors import PeriluneError, UpstreamTimeout, UpstreamUnavailable
 from perilune.gateway.resilience import Attempts, Deadline, Health, Try
 from perilune.gateway.routing import Deployment, Plan, Router
-from perilune.providers.base import Item, RawChunk, Result, StreamDecoder
+from perilune.providers.base import Item, Result, StreamDecoder, as_json
 from perilune.schema.canonical import JSON, Attempt, Usage
 from perilune.schema.routing import ProviderPrefs
 
@@ -119,9 +119,7 @@ def _output_key(model: ModelInfo, body: JSON) -> str:
 
 
 def _has_content(item: Item, native: bool) -> bool:
-    if type(item) is RawChunk:
-        item = item.json()
-    assert isinstance(item, dict)
+    item = as_json(item)
     if native:
         return item.get("type") in ("content_block_delta", "content_block_start", "message_delta",
                                     "response.output_text.delta", "response.output_item.added")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 class SSEEvent:
     event: str | None
     data: str
-    raw: bytes = b""  # the data's bytes as sent, for a one-line data event (relayed without decoding)
 
 
 class SSEDecoder:
@@ -47,8 +46,7 @@ class SSEDecoder:
     @staticmethod
     def _parse(block: bytes) -> SSEEvent | None:
         if block.startswith(b"data: ") and b"\n" not in block:  # the usual event: one data line
-            raw = block[6:]
-            return SSEEvent(None, raw.decode("utf-8", "replace"), raw)
+            return SSEEvent(None, block[6:].decode("utf-8", "replace"))
         event: str | None = None
         data: list[str] = []
         for raw in block.split(b"\n"):

@@ -24,7 +24,6 @@ from perilune.accounting import estimate
 from perilune.accounting.capture import MessageCapture, StreamCapture
 from perilune.accounting.pricing import usd_str
 from perilune.errors import PeriluneError
-from perilune.providers.base import Item, RawChunk, as_json
 from perilune.schema.canonical import JSON, Attempt, Cost, Usage
 from perilune.tokens import count_tokens
 
@@ -146,8 +145,6 @@ class OpenAIEncoder:
         self._capture = StreamCapture() if capture else None
         self._prepare = prepare
         self._last: JSON | None = None
-        self._last_raw = b""  # the last item, when it was relayed as sent
-        self._provider = b""
 
     def body(self, result: JSON, served: Served) -> bytes:
         if self._prepare is not None:
@@ -165,17 +162,10 @@ class OpenAIEncoder:
         self._last = item
         return encode_data(orjson.dumps(item))
 
-    def raw(self, data: bytes, served: Served) -> bytes:
-        """An upstream chunk as it was sent (a :class:`RawChunk`), with ``provider`` added at its end."""
-        if not self._provider:
-            self._provider = b',"provider":' + orjson.dumps(served.provider) + b"}"
-        self._last, self._last_raw = None, data
-        return b"data: " + data[:-1] + self._provider + b"\n\n"
-
     def finish(self, served: Served) -> bytes:
         if not self.include_usage:
             return DONE
-        last = self._last if self._last is not None else RawChunk(self._last_raw).json() if self._last_raw else {}
+        last = self._last or {}
         final: JSON = {"id": last.get("id", served.request_id),
                        "object": last.get("object", "chat.completion.chunk"),
                        "created": last.get("created", int(served.started_wall)),
@@ -201,20 +191,18 @@ class OpenAIEncoder:
 
 @dataclass(slots=True)
 class Tally:
-    """What a stream has generated so far (for usage when the upstream reports none). Chunks relayed as
-    sent are kept as bytes and read only if that estimate is needed."""
+    """What a stream has generated so far (for usage when the upstream reports none)."""
 
-    texts: list[str | bytes] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
     def output_tokens(self) -> int:
-        return count_tokens("".join(t if isinstance(t, str) else estimate.chunk_output_text(RawChunk(t).json())
-                                    for t in self.texts))
+        return count_tokens("".join(self.texts))
 
 
 FLUSH_BYTES = 64 * 1024  # a relay holds at most this much before it writes, even when more is ready
 
 
-async def relay_stream(batches: AsyncIterator[list[Item]], encoder: Encoder, served: Served, write: Write,
+async def relay_stream(batches: AsyncIterator[list[JSON]], encoder: Encoder, served: Served, write: Write,
                        tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool]) -> bytes:
     """Relay every item through the encoder. ``on_usage`` is called once the upstream has reported the
     final usage (before the item that needs it, e.g. Anthropic's message_delta, is encoded).
@@ -224,25 +212,17 @@ async def relay_stream(batches: AsyncIterator[list[Item]], encoder: Encoder, ser
     stream's head when no item came (the caller sends it with the stream's last bytes).
     """
     capture = encoder.capture()
-    raw = encoder if isinstance(encoder, OpenAIEncoder) and capture is None else None  # relays chunks as sent
     head = encoder.start(served)
     held = [head] if head else []
     size = len(head)
     async for batch in batches:
         for item in batch:
-            if raw is not None and type(item) is RawChunk:
-                tally.texts.append(item.data)  # parsed only if the upstream reports no usage
-                if usage_known():
-                    on_usage()
-                data = raw.raw(item.data, served)
-            else:
-                obj = as_json(item)
-                tally.texts.append(encoder.text(obj))
-                if capture is not None:
-                    capture.feed(obj)
-                if usage_known():
-                    on_usage()
-                data = encoder.item(obj, served)
+            tally.texts.append(encoder.text(item))
+            if capture is not None:
+                capture.feed(item)
+            if usage_known():
+                on_usage()
+            data = encoder.item(item, served)
             if data:
                 held.append(data)
                 size += len(data)

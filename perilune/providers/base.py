@@ -6,7 +6,7 @@ fallbacks. One module per wire format; OpenAI-compatible hosts are rows of data,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -100,47 +100,6 @@ class Result:
     usage: Usage | None
 
 
-class RawChunk:
-    """An OpenAI-dialect stream chunk kept as the upstream sent it: a JSON object with no usage, no
-    error and no ``provider`` of its own (:func:`passable`). An OpenAI-dialect client gets these bytes
-    as they are (plus ``provider``); anything that needs the chunk's content parses it (:meth:`json`)."""
-
-    __slots__ = ("_obj", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._obj: JSON | None = None
-
-    def json(self) -> JSON:
-        if self._obj is None:
-            obj = orjson.loads(self.data)
-            obj.pop("usage", None)  # null here, as the decoder would have removed it
-            self._obj = obj
-        return self._obj
-
-
-Item = JSON | RawChunk  # what a stream decoder yields
-
-
-def passable(data: bytes) -> RawChunk | None:
-    """The chunk relayed as sent, when its bytes allow it: one JSON object, no error, no ``provider``
-    (the relay adds its own), no usage (the final usage chunk is decoded; the ``"usage":null`` that
-    OpenAI puts in every other chunk is dropped, as the decoder does)."""
-    if not (data.startswith(b"{") and data.endswith(b"}")):
-        return None
-    if b'"usage"' in data:
-        data = data.replace(b',"usage":null', b"")
-        if b'"usage"' in data:
-            return None
-    if b'"error"' in data or b'"provider"' in data:
-        return None
-    return RawChunk(data)
-
-
-def as_json(item: Item) -> JSON:
-    return item.json() if isinstance(item, RawChunk) else item
-
-
 class StreamDecoder(Protocol):
     """Turns upstream SSE events into OpenAI-shaped chunks for one streamed request."""
 
@@ -148,7 +107,7 @@ class StreamDecoder(Protocol):
     upstream_usage: JSON | None  # the upstream's own usage object, when it speaks the OpenAI dialect
     done: bool
 
-    def feed(self, event: SSEEvent) -> Sequence[Item]:
+    def feed(self, event: SSEEvent) -> list[JSON]:
         """Chunks to relay (usage removed); raises UpstreamError on an in-stream error event."""
         ...
 

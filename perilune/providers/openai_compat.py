@@ -24,13 +24,11 @@ from perilune.providers.base import (
     IMAGES,
     RESPONSES,
     TRANSCRIPTIONS,
-    Item,
     Provider,
     Result,
     Upload,
     UpstreamRequest,
     load_object,
-    passable,
 )
 from perilune.schema.canonical import JSON, Usage
 from perilune.schema.openai import PERILUNE_FIELDS
@@ -73,9 +71,7 @@ class OpenAIStreamDecoder:
     def interim_usage(self, output_tokens: int) -> Usage | None:
         return None  # this upstream reports usage only at the end
 
-    def feed(self, event: SSEEvent) -> list[Item]:
-        if event.raw and event.event is None and (chunk := passable(event.raw)) is not None:
-            return [chunk]  # a content chunk: relayed as sent
+    def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
         if data == "[DONE]":
             self.done = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -104,18 +105,17 @@ class Retention:
     async def _prune_router(self, table: sa.Table, cutoff: float | None, orphans: bool) -> int:
         if cutoff is None and not orphans:
             return 0
-        total = 0
-        while True:
-            n = await asyncio.to_thread(prune, self.db, table, cutoff, orphans, self.policy.batch_size)
-            total += n
-            if n < self.policy.batch_size:
-                return total
-            await asyncio.sleep(PAUSE_S)
+        return await self._in_batches(prune, table, cutoff, orphans)
 
     async def _drain(self, table: sa.Table, cutoff: float) -> int:
+        return await self._in_batches(delete_older, table, cutoff)
+
+    async def _in_batches(self, delete: Callable[..., int], *args: object) -> int:
+        """``delete(db, *args, batch_size)`` in a thread until a batch comes back short, with a pause
+        between batches; returns the rows deleted."""
         total = 0
         while True:
-            n = await asyncio.to_thread(delete_older, self.db, table, cutoff, self.policy.batch_size)
+            n = await asyncio.to_thread(delete, self.db, *args, self.policy.batch_size)
             total += n
             if n < self.policy.batch_size:
                 return total

@@ -65,6 +65,16 @@ def _context_of(d: DeploymentLike) -> int | None:
     return ctx if isinstance(ctx, int) else None
 
 
+def _wont_fit(d: DeploymentLike, refused: tuple[str, int | None] | None) -> bool:
+    """After a context-length refusal by ``refused`` (its model, its context): whether ``d`` would refuse
+    too (the same model, or a context no larger)."""
+    if refused is None:
+        return False
+    model_id, ctx = refused
+    own = _context_of(d)
+    return d.model.id == model_id or (ctx is not None and (own is None or own <= ctx))
+
+
 class Attempts:
     def __init__(self, health: Health, rng: random.Random | None = None) -> None:
         self.health = health
@@ -117,11 +127,8 @@ class Attempts:
         for d, last_resort in self._candidates(plan):
             if last_resort and tried_available:
                 continue  # an available one was tried: open deployments stay skipped
-            if min_context is not None:
-                model_id, ctx = min_context
-                own = _context_of(d)
-                if d.model.id == model_id or (ctx is not None and (own is None or own <= ctx)):
-                    continue  # it would not fit either
+            if _wont_fit(d, min_context):
+                continue  # it would not fit either
             if not last_resort:
                 if not health.allow(d):
                     continue  # opened (or its probe was taken) since the plan was made
@@ -170,12 +177,9 @@ class Attempts:
                 if last_resort and tried_available:
                     queue.pop(0)
                     continue  # an available one was tried: open deployments stay skipped
-                if min_context is not None:
-                    model_id, ctx = min_context
-                    own = _context_of(d)
-                    if d.model.id == model_id or (ctx is not None and (own is None or own <= ctx)):
-                        queue.pop(0)
-                        continue  # it would not fit either
+                if _wont_fit(d, min_context):
+                    queue.pop(0)
+                    continue  # it would not fit either
                 if busy and d.model.id not in busy:
                     return False
                 queue.pop(0)

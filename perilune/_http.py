@@ -25,7 +25,7 @@ import asyncio
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import cast
@@ -622,12 +622,3 @@ class UpstreamClient:
         if not piece:
             resp.close()
         return piece
-
-    @staticmethod
-    async def iter_bytes(provider: Provider, resp: Response) -> AsyncIterator[bytes]:
-        """The body as it arrives (see :meth:`next_piece`)."""
-        try:
-            while piece := await UpstreamClient.next_piece(provider, resp):
-                yield piece
-        finally:
-            resp.close()

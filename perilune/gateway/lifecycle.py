@@ -224,12 +224,12 @@ class Lifecycle:
         s.latency_ms = (time.perf_counter() - self.started) * 1000.0
 
     def _partial_usage(self) -> Usage:
-        opened = self.opened
-        if opened is not None and opened.decoder is not None and opened.decoder.usage is not None:
-            return opened.decoder.usage  # the upstream's own count: no estimate needed
+        decoder = self.opened.decoder if self.opened is not None else None
+        if decoder is not None and decoder.usage is not None:
+            return decoder.usage  # the upstream's own count: no estimate needed
         out = self.tally.output_tokens()
-        if opened is not None and opened.decoder is not None:
-            interim = opened.decoder.interim_usage(out)
+        if decoder is not None:
+            interim = decoder.interim_usage(out)
             if interim is not None:
                 return interim
         return Usage(input_tokens=self.served.prompt_tokens, output_tokens=out, estimated=True)

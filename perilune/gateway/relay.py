@@ -231,7 +231,7 @@ async def relay_stream(batches: AsyncIterator[list[JSON]], encoder: Encoder, ser
                     held.clear()
                     size = 0
         if size:
-            await write(held[0] if len(held) == 1 else b"".join(held))
+            await write(b"".join(held))
             held.clear()
             size = 0
     return b"".join(held)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from perilune._http import UpstreamClient
+from perilune._http import Response, UpstreamClient
 from perilune.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from perilune.providers.base import Provider, UpstreamRequest
 from perilune.settings import Timeouts
@@ -67,6 +67,16 @@ def provider(base_url: str, **timeouts: float) -> Provider:
 
 def post(url: str, body: bytes = b'{"a":1}', **headers: str) -> UpstreamRequest:
     return UpstreamRequest("POST", url + "/chat/completions", {"Content-Type": "application/json", **headers}, body)
+
+
+async def body_pieces(client: UpstreamClient, p: Provider, resp: Response) -> AsyncIterator[bytes]:
+    """The body as the stream relay reads it: next_piece until the end, the answer closed when the
+    consumer stops early (as the relay's stream does)."""
+    try:
+        while piece := await client.next_piece(p, resp):
+            yield piece
+    finally:
+        resp.close()
 
 
 def ok(body: bytes, *extra: str) -> bytes:
@@ -146,12 +156,12 @@ async def test_a_half_read_answer_closes_its_connection(serve) -> None:  # type:
     srv, url = await serve(answer)
     client, p = UpstreamClient(), provider(url)
     resp = await client.open(p, post(url))
-    pieces = client.iter_bytes(p, resp)
+    pieces = body_pieces(client, p, resp)
     assert await anext(pieces) == b"data 1"
     await pieces.aclose()  # the consumer stops mid-body
     await asyncio.wait_for(srv.closed.wait(), 2)
     resp = await client.open(p, post(url))
-    assert [piece async for piece in client.iter_bytes(p, resp)] == [b"data 1", b"data 2"]
+    assert [piece async for piece in body_pieces(client, p, resp)] == [b"data 1", b"data 2"]
     assert srv.connections == 2
     await client.close()
 
@@ -171,7 +181,7 @@ async def test_timeouts_become_upstream_timeouts(serve) -> None:  # type: ignore
         await client.read(p, resp)
     resp = await client.open(p, post(url))
     with pytest.raises(UpstreamTimeout, match=r"stream stalled for more than 0\.3 s"):
-        async for _ in client.iter_bytes(p, resp):
+        async for _ in body_pieces(client, p, resp):
             pass
     await client.close()
 
@@ -243,7 +253,7 @@ async def test_back_pressure_pauses_reading_for_a_slow_consumer(serve) -> None: 
     await asyncio.sleep(0.3)  # let the upstream send as much as the client takes
     paused = resp._conn.paused  # the state under test
     queued = resp._queued
-    got = b"".join([piece async for piece in client.iter_bytes(p, resp)])
+    got = b"".join([piece async for piece in body_pieces(client, p, resp)])
     assert paused and queued < 4 * 256 * 1024
     assert got == big
     await client.close()
@@ -288,7 +298,7 @@ async def test_tls_verifies_the_certificate(tmp_path: Path) -> None:
 
 
 async def test_what_arrived_together_is_read_as_one_piece(serve) -> None:  # type: ignore[no-untyped-def]
-    """Several chunks of one read come out of iter_bytes as one piece (so a stream's events that arrived
+    """Several chunks of one read come out of next_piece as one piece (so a stream's events that arrived
     together are relayed together); a chunk sent later is a piece of its own, delivered without waiting
     for more."""
     later = asyncio.Event()
@@ -303,7 +313,7 @@ async def test_what_arrived_together_is_read_as_one_piece(serve) -> None:  # typ
     _, url = await serve(answer)
     client, p = UpstreamClient(), provider(url)
     resp = await client.open(p, post(url))
-    pieces = client.iter_bytes(p, resp)
+    pieces = body_pieces(client, p, resp)
     assert await anext(pieces) == b"evt00evt01evt02evt03evt04"  # one write of the server, one read here
     later.set()
     assert await anext(pieces) == b"last!"

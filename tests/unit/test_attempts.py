@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -225,3 +226,46 @@ def test_a_probe_taken_meanwhile_falls_back_to_the_open_ones_instead_of_failing(
     ups = Upstreams(a=ok(), b=ok())
     result, tries = run(h, [a, b], ups)
     assert isinstance(result, tuple) and [t.provider for t in tries] == ["b"]  # not a 500: b is tried
+
+
+def test_without_hedging_each_attempt_runs_in_the_callers_task() -> None:
+    """No task per attempt when nothing can run beside it: the opener runs in the request's own task
+    (the fall-through rules are the same; a hedged run still gives each attempt a task of its own)."""
+    tasks: dict[str, asyncio.Task[object] | None] = {}
+
+    async def open_(d: D) -> str:
+        tasks[d.provider.name] = asyncio.current_task()
+        if d.provider.name == "a":
+            raise UpstreamUnavailable("refused")
+        return "ok"
+
+    async def go(hedge: bool) -> asyncio.Task[object] | None:
+        await Attempts(health(), random.Random(1)).run([dep("a"), dep("b")], open_, tries=[], hedge=hedge,
+                                                       deadline=Deadline(10.0, time.monotonic))
+        return asyncio.current_task()
+
+    async def both() -> None:
+        caller = await go(False)
+        assert tasks == {"a": caller, "b": caller}
+        caller = await go(True)
+        assert tasks["a"] is not caller and tasks["b"] is not caller
+
+    asyncio.run(both())
+
+
+def test_a_cancelled_request_marks_its_inline_attempt_cancelled() -> None:
+    tries: list[Try] = []
+
+    async def go() -> None:
+        ups = Upstreams(a=ok(delay_s=5.0))
+        task = asyncio.ensure_future(Attempts(health(), random.Random(1)).run(
+            [dep("a")], ups.open, deadline=Deadline(10.0, time.monotonic), tries=tries))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert ups.cancelled == ["a"]
+
+    asyncio.run(go())
+    assert [(t.provider, t.status, t.error) for t in tries] == [("a", None, "cancelled")]
+    assert tries[0].latency_ms is not None and tries[0].latency_ms >= 40

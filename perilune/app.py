@@ -355,9 +355,10 @@ def run(settings: Settings, *, host: str, port: int, sim_url: str | None = None,
 
 
 def _release_executor(used: ThreadPoolExecutor) -> None:
-    """The server's loop joins its thread pool before it closes: hand it a fresh, empty pool, and let
-    the used one's idle threads end without waiting for one blocked on a silent database."""
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+    """The server's loop joins its thread pool before it closes: hand it a fresh pool (no thread until
+    used, of the default size, so a loop that lives on, as in an embedding test, keeps a usable one),
+    and let the used one's idle threads end without waiting for one blocked on a silent database."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
     used.shutdown(wait=False, cancel_futures=True)
 
 

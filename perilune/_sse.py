@@ -20,48 +20,51 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._buf = b""
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buf = self._buf + chunk
+    def blocks(self, chunk: bytes) -> list[bytes]:
+        """The complete event blocks (the bytes between blank lines, line ends made LF) that ``chunk``
+        completes; what follows the last blank line waits for the next chunk."""
+        buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
+            held = b""
+            if buf.endswith(b"\r"):  # its LF may be in the next chunk: one line end, not two
+                buf, held = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events: list[SSEEvent] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                break
-            ev = self._parse(buf[start:end])
-            if ev is not None:
-                events.append(ev)
-            start = end + 2
-        self._buf = buf[start:]
-        return events
+            parts = buf.split(b"\n\n")
+            self._buf = parts.pop() + held
+            return parts
+        parts = buf.split(b"\n\n")
+        self._buf = parts.pop()
+        return parts
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return [ev for block in self.blocks(chunk) if (ev := parse_block(block)) is not None]
 
     def flush(self) -> list[SSEEvent]:
         """At end of stream: an unterminated final event still counts."""
-        rest, self._buf = self._buf.strip(b"\n"), b""
-        ev = self._parse(rest) if rest else None
+        rest, self._buf = self._buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n"), b""
+        ev = parse_block(rest) if rest else None
         return [ev] if ev is not None else []
 
-    @staticmethod
-    def _parse(block: bytes) -> SSEEvent | None:
-        if block.startswith(b"data: ") and b"\n" not in block:  # the usual event: one data line
-            return SSEEvent(None, block[6:].decode("utf-8", "replace"))
-        event: str | None = None
-        data: list[str] = []
-        for raw in block.split(b"\n"):
-            if not raw or raw.startswith(b":"):
-                continue
-            name, _, value = raw.partition(b":")
-            if value.startswith(b" "):
-                value = value[1:]
-            if name == b"data":
-                data.append(value.decode("utf-8", "replace"))
-            elif name == b"event":
-                event = value.decode("utf-8", "replace")
-        if not data and event is None:
-            return None
-        return SSEEvent(event, "\n".join(data))
+
+def parse_block(block: bytes) -> SSEEvent | None:
+    """One event block (see :meth:`SSEDecoder.blocks`); None for a comment or an empty block."""
+    if block.startswith(b"data: ") and b"\n" not in block:  # the usual event: one data line
+        return SSEEvent(None, block[6:].decode("utf-8", "replace"))
+    event: str | None = None
+    data: list[str] = []
+    for raw in block.split(b"\n"):
+        if not raw or raw.startswith(b":"):
+            continue
+        name, _, value = raw.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value.decode("utf-8", "replace"))
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+    if not data and event is None:
+        return None
+    return SSEEvent(event, "\n".join(data))
 
 
 def encode_data(payload: bytes) -> bytes:

@@ -55,6 +55,9 @@ class _Base:
     def headers(self, served: Served) -> dict[str, str]:
         return {}
 
+    def passthrough(self, served: Served) -> bytes | None:
+        return None  # Anthropic events are rewritten (ids, usage) or converted
+
     def error(self, e: PeriluneError, served: Served) -> bytes:
         return _event("error", e.anthropic_body())
 

@@ -46,6 +46,13 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
                "X-Accel-Buffering": "no"}
 
 
+class _EventStream(web.StreamResponse):
+    """An SSE response whose headers leave with its first bytes (one send, not two): it is prepared only
+    once the first items are there to go."""
+
+    _send_headers_immediately = False
+
+
 class Streams:
     """The generation requests in flight in this process (streams above all), so that shutdown can let
     them finish for a grace period and then end them properly."""
@@ -235,14 +242,18 @@ class Lifecycle:
         return Usage(input_tokens=self.served.prompt_tokens, output_tokens=out, estimated=True)
 
     async def _stream(self, opened: Opened, encoder: Encoder, extra: dict[str, str]) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": self.request_id, **extra})
+        resp = _EventStream(status=200, headers={**SSE_HEADERS, "x-request-id": self.request_id, **extra})
         decoder = opened.decoder
+        tail = encoder.passthrough(self.served)
+        if tail is not None and decoder is not None:
+            decoder.relay_as_sent(tail)  # chunks that need no change go out as the upstream sent them
         try:
             await resp.prepare(self.request)
             held = await relay_stream(opened.batches(), encoder, self.served, resp.write, self.tally,
                                       lambda: self.account(self._partial_usage()),
                                       lambda: decoder is not None and decoder.usage is not None
-                                      and decoder.usage is not self.served.usage)
+                                      and decoder.usage is not self.served.usage,
+                                      lambda: decoder is not None and decoder.done)
             self.account(self._partial_usage())
             await resp.write_eof(held + encoder.finish(self.served))  # one write: the last items, the end
         except PeriluneError as e:  # the upstream failed mid-stream: an error event ends the stream

@@ -28,7 +28,7 @@ from perilune.accounting.catalog import ModelInfo, Price
 from perilune.errors import PeriluneError, UpstreamTimeout, UpstreamUnavailable
 from perilune.gateway.resilience import Attempts, Deadline, Health, Try
 from perilune.gateway.routing import Deployment, Plan, Router
-from perilune.providers.base import Result, StreamDecoder
+from perilune.providers.base import Result, StreamDecoder, StreamItem
 from perilune.schema.canonical import JSON, Attempt, Usage
 from perilune.schema.routing import ProviderPrefs
 
@@ -87,13 +87,13 @@ class Opened:
     reservation: Reservation | None
     native: bool  # items / body are in the client's own dialect, not canonical
     result: Result | None = None
-    head: list[JSON] = field(default_factory=list)
-    rest: AsyncIterator[list[JSON]] | None = None  # the stream's further items, one batch per upstream read
+    head: list[StreamItem] = field(default_factory=list)
+    rest: AsyncIterator[list[StreamItem]] | None = None  # the stream's further items, one batch per upstream read
     decoder: StreamDecoder | None = None
     ttft_ms: float | None = None
     alias: str | None = None  # the alias the client asked for, when [aliases] resolved it
 
-    async def batches(self) -> AsyncIterator[list[JSON]]:
+    async def batches(self) -> AsyncIterator[list[StreamItem]]:
         """The stream's items in batches: what was read ahead, then what each upstream read brought."""
         if self.head:
             yield self.head
@@ -118,7 +118,9 @@ def _output_key(model: ModelInfo, body: JSON) -> str:
     return "max_tokens"
 
 
-def _has_content(item: JSON, native: bool) -> bool:
+def _has_content(item: StreamItem, native: bool) -> bool:
+    if isinstance(item, tuple):
+        return True
     if native:
         return item.get("type") in ("content_block_delta", "content_block_start", "message_delta",
                                     "response.output_text.delta", "response.output_item.added")
@@ -221,7 +223,7 @@ class Pipeline:
                                       f"{body[:200]!r}", code="upstream_not_streaming")
         decoder = d.adapter.stream_decoder(op, d.provider.name)
         rest = self._chunks(d, resp, decoder, deadline)
-        head: list[JSON] = []
+        head: list[StreamItem] = []
         try:  # read ahead to the first content: a failure before it may still fall over
             async for batch in rest:
                 head += batch
@@ -235,7 +237,7 @@ class Pipeline:
         return Opened(d, res, is_native, head=head, rest=rest, decoder=decoder, ttft_ms=ttft)
 
     async def _chunks(self, d: Deployment, resp: Response, decoder: StreamDecoder,
-                      deadline: Deadline) -> AsyncGenerator[list[JSON], None]:
+                      deadline: Deadline) -> AsyncGenerator[list[StreamItem], None]:
         """The stream's items, one batch per upstream read (relayed in one write); a failure decoding
         an item comes after the items before it."""
         sse = SSEDecoder()
@@ -246,13 +248,10 @@ class Pipeline:
                 if deadline.expired:
                     raise UpstreamTimeout(f"{d.provider.name}: the request's total deadline (timeouts.total_s) "
                                           "passed mid-stream", code="deadline_exceeded")
-                batch: list[JSON] = []
+                batch: list[StreamItem] = []
                 failed: PeriluneError | None = None
                 try:
-                    for event in sse.feed(data):
-                        batch.extend(decoder.feed(event))
-                        if decoder.done:
-                            break
+                    decoder.feed_blocks(sse.blocks(data), batch)
                 except PeriluneError as e:
                     failed = e
                 if batch:
@@ -262,7 +261,7 @@ class Pipeline:
                 if decoder.done:
                     ok = True
                     return
-            tail = [chunk for event in sse.flush() for chunk in decoder.feed(event)]
+            tail: list[StreamItem] = [chunk for event in sse.flush() for chunk in decoder.feed(event)]
             if tail:
                 yield tail
             if not decoder.done and decoder.usage is None:

@@ -13,7 +13,7 @@ the Anthropic ones live in :mod:`perilune.gateway.anthropic_relay`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from perilune.accounting import estimate
 from perilune.accounting.capture import MessageCapture, StreamCapture
 from perilune.accounting.pricing import usd_str
 from perilune.errors import PeriluneError
+from perilune.providers.base import StreamItem
 from perilune.schema.canonical import JSON, Attempt, Cost, Usage
 from perilune.tokens import count_tokens
 
@@ -87,6 +88,11 @@ class Encoder(Protocol):
 
     def headers(self, served: Served) -> dict[str, str]:
         """Response headers of a non-streamed answer beyond x-request-id."""
+        ...
+
+    def passthrough(self, served: Served) -> bytes | None:
+        """The bytes that end a chunk relayed as the upstream sent it, in place of its closing ``}``;
+        None when every item must pass through :meth:`item`."""
         ...
 
 
@@ -188,6 +194,11 @@ class OpenAIEncoder:
     def headers(self, served: Served) -> dict[str, str]:
         return {}
 
+    def passthrough(self, served: Served) -> bytes | None:
+        if self._capture is not None or self._prepare is not None:
+            return None
+        return b',"provider":' + orjson.dumps(served.provider) + b"}\n\n"
+
 
 @dataclass(slots=True)
 class Tally:
@@ -202,27 +213,35 @@ class Tally:
 FLUSH_BYTES = 64 * 1024  # a relay holds at most this much before it writes, even when more is ready
 
 
-async def relay_stream(batches: AsyncIterator[list[JSON]], encoder: Encoder, served: Served, write: Write,
-                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool]) -> bytes:
-    """Relay every item through the encoder. ``on_usage`` is called once the upstream has reported the
-    final usage (before the item that needs it, e.g. Anthropic's message_delta, is encoded).
+async def relay_stream(batches: AsyncIterator[Sequence[StreamItem]], encoder: Encoder, served: Served, write: Write,
+                       tally: Tally, on_usage: Callable[[], None], usage_known: Callable[[], bool],
+                       ended: Callable[[], bool] = lambda: False) -> bytes:
+    """Relay every item through the encoder (a :data:`RawChunk` as it is). ``on_usage`` is called once
+    the upstream has reported the final usage (before the item that needs it, e.g. Anthropic's
+    message_delta, is encoded).
 
     Items that arrived together leave together: a batch (what one upstream read brought) is one write,
-    one send, split only above FLUSH_BYTES. Nothing waits for data that has not arrived. Returns the
-    stream's head when no item came (the caller sends it with the stream's last bytes).
+    one send, split only above FLUSH_BYTES. Nothing waits for data that has not arrived. Returns what is
+    held: the stream's head when no item came, and the last batch, once ``ended()`` says the upstream
+    has finished (the caller sends it with the stream's last bytes, in one write).
     """
     capture = encoder.capture()
     head = encoder.start(served)
     held = [head] if head else []
     size = len(head)
+    texts = tally.texts
     async for batch in batches:
         for item in batch:
-            tally.texts.append(encoder.text(item))
-            if capture is not None:
-                capture.feed(item)
-            if usage_known():
-                on_usage()
-            data = encoder.item(item, served)
+            if isinstance(item, tuple):  # a RawChunk: relayed as sent
+                data, text = item
+                texts.append(text)
+            else:
+                texts.append(encoder.text(item))
+                if capture is not None:
+                    capture.feed(item)
+                if usage_known():
+                    on_usage()
+                data = encoder.item(item, served)
             if data:
                 held.append(data)
                 size += len(data)
@@ -230,7 +249,7 @@ async def relay_stream(batches: AsyncIterator[list[JSON]], encoder: Encoder, ser
                     await write(b"".join(held))
                     held.clear()
                     size = 0
-        if size:
+        if size and not ended():
             await write(b"".join(held))
             held.clear()
             size = 0

@@ -27,7 +27,7 @@ from perilune._http import status_error
 from perilune._sse import SSEEvent
 from perilune.errors import Unsupported, UpstreamError
 from perilune.providers.anthropic_request import to_anthropic
-from perilune.providers.base import CHAT, Provider, Result, UpstreamRequest, load_object
+from perilune.providers.base import CHAT, EventDecoder, Provider, Result, UpstreamRequest, load_object
 from perilune.schema.anthropic import PERILUNE_FIELDS
 from perilune.schema.canonical import JSON, Usage
 
@@ -112,7 +112,7 @@ def to_chat_completion(msg: JSON, name: str = "upstream") -> JSON:
     return out
 
 
-class _Decoder:
+class _Decoder(EventDecoder):
     """What both Anthropic stream decoders share: JSON, errors, usage bookkeeping."""
 
     __slots__ = ("_start_usage", "done", "name", "upstream_usage", "usage")

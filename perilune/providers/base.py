@@ -12,7 +12,7 @@ from typing import Protocol
 
 import orjson
 
-from perilune._sse import SSEEvent
+from perilune._sse import SSEEvent, parse_block
 from perilune.errors import UpstreamError, UpstreamUnavailable
 from perilune.schema.canonical import JSON, Usage
 from perilune.settings import Timeouts
@@ -100,6 +100,13 @@ class Result:
     usage: Usage | None
 
 
+# A stream chunk relayed as the upstream sent it: checked (one JSON object, no usage, no error) and
+# completed with the encoder's tail, never parsed into a mapping and encoded again. (The SSE event as the
+# client gets it, the generated text it carries.) A plain tuple: one is made per chunk.
+RawChunk = tuple[bytes, str]
+StreamItem = JSON | RawChunk
+
+
 class StreamDecoder(Protocol):
     """Turns upstream SSE events into OpenAI-shaped chunks for one streamed request."""
 
@@ -111,10 +118,42 @@ class StreamDecoder(Protocol):
         """Chunks to relay (usage removed); raises UpstreamError on an in-stream error event."""
         ...
 
+    def feed_blocks(self, blocks: list[bytes], out: list[StreamItem]) -> None:
+        """Decode event blocks (:meth:`perilune._sse.SSEDecoder.blocks`) into ``out``, up to the end of
+        the stream; an error is raised after the items before it were added."""
+        ...
+
+    def relay_as_sent(self, tail: bytes) -> bool:
+        """From now on, hand over the chunks that need no change as :class:`RawChunk` (their closing
+        ``}`` replaced by ``tail``), when this decoder can; says whether it will."""
+        ...
+
     def interim_usage(self, output_tokens: int) -> Usage | None:
         """Usage of a stream that ended before the upstream reported it: what the upstream did report
         (e.g. input at message_start) with ``output_tokens`` estimated; None when it reported nothing."""
         ...
+
+
+class EventDecoder:
+    """The event-by-event part of :class:`StreamDecoder` that most decoders share: every block is parsed
+    into an event and fed; nothing is relayed as sent."""
+
+    __slots__ = ()
+    done: bool
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        raise NotImplementedError
+
+    def feed_blocks(self, blocks: list[bytes], out: list[StreamItem]) -> None:
+        for block in blocks:
+            event = parse_block(block)
+            if event is not None:
+                out.extend(self.feed(event))
+                if self.done:
+                    return
+
+    def relay_as_sent(self, tail: bytes) -> bool:
+        return False
 
 
 class Adapter(Protocol):

@@ -18,7 +18,7 @@ import orjson
 from perilune._http import status_error
 from perilune._sse import SSEEvent
 from perilune.errors import UpstreamUnavailable
-from perilune.providers.base import Result, load_object
+from perilune.providers.base import EventDecoder, Result, load_object
 from perilune.schema.canonical import JSON, Usage
 
 FINISH = {
@@ -168,7 +168,7 @@ def parse_embeddings(body: bytes) -> Result:
     return Result({"object": "list", "data": data}, None)  # batchEmbedContents reports no usage
 
 
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(EventDecoder):
     """``data: GenerateContentResponse`` events -> OpenAI ``chat.completion.chunk`` mappings."""
 
     __slots__ = ("_calls", "_created", "_finished", "_id", "_meta", "_model", "_seen", "done", "name",

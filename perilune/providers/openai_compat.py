@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 
 from perilune._http import status_error
@@ -24,8 +25,10 @@ from perilune.providers.base import (
     IMAGES,
     RESPONSES,
     TRANSCRIPTIONS,
+    EventDecoder,
     Provider,
     Result,
+    StreamItem,
     Upload,
     UpstreamRequest,
     load_object,
@@ -59,14 +62,85 @@ def _message(body: bytes) -> str:
     return str(obj)
 
 
-class OpenAIStreamDecoder:
-    __slots__ = ("done", "name", "upstream_usage", "usage")
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: object = msgspec.UNSET
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    text: str | None = None  # legacy completions
+
+
+class _Chunk(msgspec.Struct):
+    """What relaying a chunk as sent needs to know of it (its other fields are checked as JSON only)."""
+
+    choices: list[_Choice] = []
+    usage: msgspec.UnsetType | None = msgspec.UNSET  # an object (the usage) takes the decoded path
+    error: object = msgspec.UNSET
+    provider: object = msgspec.UNSET
+
+
+_CHUNK = msgspec.json.Decoder(_Chunk)
+_NULL_USAGE = b',"usage":null}'  # 14 bytes
+
+
+def _text(chunk: _Chunk) -> str | None:
+    """The generated text of a chunk relayed as sent; None when it needs the decoded path (tool calls)."""
+    choices = chunk.choices
+    if len(choices) == 1:  # the usual chunk
+        d = choices[0].delta
+        if d is None:
+            return choices[0].text or ""
+        return (d.content or "") if d.tool_calls is msgspec.UNSET else None
+    parts = []
+    for c in choices:
+        d = c.delta
+        if d is None:
+            parts.append(c.text or "")
+        elif d.tool_calls is not msgspec.UNSET:
+            return None
+        else:
+            parts.append(d.content or "")
+    return "".join(parts)
+
+
+class OpenAIStreamDecoder(EventDecoder):
+    __slots__ = ("_tail", "done", "name", "upstream_usage", "usage")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.usage: Usage | None = None
         self.upstream_usage: JSON | None = None
         self.done = False
+        self._tail: bytes | None = None
+
+    def relay_as_sent(self, tail: bytes) -> bool:
+        self._tail = tail
+        return True
+
+    def feed_blocks(self, blocks: list[bytes], out: list[StreamItem]) -> None:
+        """Chunks relayed as sent (:data:`RawChunk`) when they can be (one line ``data: {...}``, valid JSON,
+        no usage object, no error, no ``provider`` of their own, no tool calls); anything else is decoded."""
+        tail = self._tail
+        unset = msgspec.UNSET
+        for block in blocks:
+            if tail is not None and block.startswith(b"data: {") and block.endswith(b"}") and b"\n" not in block:
+                try:
+                    chunk = _CHUNK.decode(block[6:])
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    chunk = None  # the decoded path says what is wrong, or copes
+                if chunk is not None and chunk.error is unset and chunk.provider is unset \
+                        and (text := _text(chunk)) is not None:
+                    if chunk.usage is unset:
+                        out.append((block[:-1] + tail, text))
+                        continue
+                    if block.endswith(_NULL_USAGE):  # "usage": null, as OpenAI sends before the last chunk
+                        out.append((block[:-14] + tail, text))
+                        continue
+            super().feed_blocks([block], out)
+            if self.done:
+                return
 
     def interim_usage(self, output_tokens: int) -> Usage | None:
         return None  # this upstream reports usage only at the end
@@ -132,7 +206,7 @@ def _transcription_usage(obj: JSON) -> Usage | None:
     return usage
 
 
-class ResponsesStreamDecoder:
+class ResponsesStreamDecoder(EventDecoder):
     """A native Responses event stream: each event passes as it is (the encoder rewrites ids and usage);
     the final event (response.completed / response.incomplete) carries the usage; ``error`` and
     ``response.failed`` are upstream errors."""

@@ -74,3 +74,19 @@ async def test_a_large_batch_is_written_in_bounded_pieces() -> None:
     w, held = await relay(batches())
     assert len(w.calls) >= 3 and all(len(c) < FLUSH_BYTES + 8192 for c in w.calls) and held == b""
     assert sum(c.count(b"data: ") for c in w.calls) == 64
+
+
+async def test_the_last_batch_is_held_for_the_end_of_the_stream() -> None:
+    done = False
+
+    async def batches() -> AsyncIterator[list[JSON]]:
+        nonlocal done
+        yield [chunk(0), chunk(1)]
+        done = True  # the upstream's end marker came with this read
+        yield [chunk(2)]
+
+    w = Writes()
+    held = await relay_stream(batches(), OpenAIEncoder(), served(), w, Tally(), lambda: None, lambda: False,
+                              lambda: done)
+    assert [c.count(b"data: ") for c in w.calls] == [2]  # the caller sends the rest with the end: one write
+    assert held.count(b"data: ") == 1 and b'"w2"' in held

@@ -142,3 +142,6 @@ class OverChatEncoder:
 
     def headers(self, served: Any) -> dict[str, str]:
         return dict(self.inner.headers(served))
+
+    def passthrough(self, served: Any) -> bytes | None:
+        return None  # every chunk is turned into a text_completion chunk

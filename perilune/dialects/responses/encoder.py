@@ -154,6 +154,9 @@ class ResponsesEncoder:
     def headers(self, served: Any) -> dict[str, str]:
         return {}
 
+    def passthrough(self, served: Any) -> bytes | None:
+        return None  # every chunk becomes Responses events
+
     # ---- streamed --------------------------------------------------------------------------------
 
     def _event(self, payload: JSON) -> bytes:

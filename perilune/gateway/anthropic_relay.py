@@ -55,7 +55,7 @@ class _Base:
     def headers(self, served: Served) -> dict[str, str]:
         return {}
 
-    def passthrough(self, served: Served) -> bytes | None:
+    def passthrough(self, provider: str) -> bytes | None:
         return None  # Anthropic events are rewritten (ids, usage) or converted
 
     def error(self, e: PeriluneError, served: Served) -> bytes:

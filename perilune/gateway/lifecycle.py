@@ -176,13 +176,15 @@ class Lifecycle:
 
     async def _serve(self, call: Call, pick: PickEncoder, headers: Mapping[str, str] | None
                      ) -> web.StreamResponse:
+        canonical = pick(False)  # the encoder of canonical items; it may take chunks as their upstream sent them
+        call.relay_tail = canonical.passthrough
         opened = await self.pipeline.open(call, lambda m: self._reserve(call, m), self.attempts, self.started,
                                           self.request.headers)
         self.opened = opened
         d, s = opened.deployment, self.served
         s.provider, s.model, s.upstream_model, s.native = d.provider.name, d.model.id, d.upstream_model, opened.native
         s.ttft_ms, s.route = opened.ttft_ms, self.attempts
-        encoder = pick(opened.native)
+        encoder = pick(True) if opened.native else canonical
         self.alias = opened.alias
         extra = {**(headers or {}), ROUTE_HEADER: route_header(self.attempts)}
         if opened.result is not None:
@@ -244,9 +246,6 @@ class Lifecycle:
     async def _stream(self, opened: Opened, encoder: Encoder, extra: dict[str, str]) -> web.StreamResponse:
         resp = _EventStream(status=200, headers={**SSE_HEADERS, "x-request-id": self.request_id, **extra})
         decoder = opened.decoder
-        tail = encoder.passthrough(self.served)
-        if tail is not None and decoder is not None:
-            decoder.relay_as_sent(tail)  # chunks that need no change go out as the upstream sent them
         try:
             await resp.prepare(self.request)
             held = await relay_stream(opened.batches(), encoder, self.served, resp.write, self.tally,

@@ -77,6 +77,8 @@ class Call:
     generates: bool = True  # produces output tokens (False: embeddings, token counting)
     billed: bool = True  # False: free operations (token counting) reserve nothing
     usage: Callable[[Result], Usage] | None = None  # usage from a result (media: images, audio seconds)
+    # set by the lifecycle: the bytes that end a chunk of this provider relayed as sent, or None (Encoder.passthrough)
+    relay_tail: Callable[[str], bytes | None] | None = None
 
 
 @dataclass(slots=True)
@@ -222,6 +224,8 @@ class Pipeline:
             raise UpstreamUnavailable(f"{d.provider.name} did not stream (content-type {resp.content_type}): "
                                       f"{body[:200]!r}", code="upstream_not_streaming")
         decoder = d.adapter.stream_decoder(op, d.provider.name)
+        if call.relay_tail is not None and not is_native and (tail := call.relay_tail(d.provider.name)) is not None:
+            decoder.relay_as_sent(tail)  # chunks that need no change go out as the upstream sent them
         rest = self._chunks(d, resp, decoder, deadline)
         head: list[StreamItem] = []
         try:  # read ahead to the first content: a failure before it may still fall over

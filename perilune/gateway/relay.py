@@ -90,9 +90,9 @@ class Encoder(Protocol):
         """Response headers of a non-streamed answer beyond x-request-id."""
         ...
 
-    def passthrough(self, served: Served) -> bytes | None:
-        """The bytes that end a chunk relayed as the upstream sent it, in place of its closing ``}``;
-        None when every item must pass through :meth:`item`."""
+    def passthrough(self, provider: str) -> bytes | None:
+        """The bytes that end a chunk of ``provider``'s relayed as it sent it, in place of its closing
+        ``}``; None when every item must pass through :meth:`item`."""
         ...
 
 
@@ -194,10 +194,10 @@ class OpenAIEncoder:
     def headers(self, served: Served) -> dict[str, str]:
         return {}
 
-    def passthrough(self, served: Served) -> bytes | None:
+    def passthrough(self, provider: str) -> bytes | None:
         if self._capture is not None or self._prepare is not None:
             return None
-        return b',"provider":' + orjson.dumps(served.provider) + b"}\n\n"
+        return b',"provider":' + orjson.dumps(provider) + b"}\n\n"
 
 
 @dataclass(slots=True)

@@ -106,25 +106,28 @@ def _text(chunk: _Chunk) -> str | None:
 
 
 class OpenAIStreamDecoder(EventDecoder):
-    __slots__ = ("_tail", "done", "name", "upstream_usage", "usage")
+    __slots__ = ("_tail", "_wanted", "done", "name", "upstream_usage", "usage")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.usage: Usage | None = None
         self.upstream_usage: JSON | None = None
         self.done = False
-        self._tail: bytes | None = None
+        self._wanted: bytes | None = None  # relay as sent, with this tail ...
+        self._tail: bytes | None = None  # ... once a first chunk was decoded
 
     def relay_as_sent(self, tail: bytes) -> bool:
-        self._tail = tail
+        self._wanted = tail
         return True
 
     def feed_blocks(self, blocks: list[bytes], out: list[StreamItem]) -> None:
         """Chunks relayed as sent (:data:`RawChunk`) when they can be (one line ``data: {...}``, valid JSON,
-        no usage object, no error, no ``provider`` of their own, no tool calls); anything else is decoded."""
-        tail = self._tail
+        no usage object, no error, no ``provider`` of their own, no tool calls); anything else is decoded,
+        and so is the stream's first chunk (the encoder takes the stream's id, model and creation time,
+        which every chunk repeats, for the usage chunk it adds at the end)."""
         unset = msgspec.UNSET
         for block in blocks:
+            tail = self._tail
             if tail is not None and block.startswith(b"data: {") and block.endswith(b"}") and b"\n" not in block:
                 try:
                     chunk = _CHUNK.decode(block[6:])
@@ -138,7 +141,10 @@ class OpenAIStreamDecoder(EventDecoder):
                     if block.endswith(_NULL_USAGE):  # "usage": null, as OpenAI sends before the last chunk
                         out.append((block[:-14] + tail, text))
                         continue
+            n = len(out)
             super().feed_blocks([block], out)
+            if len(out) > n:
+                self._tail = self._wanted
             if self.done:
                 return
 

@@ -25,15 +25,20 @@ def served() -> Served:
     return Served(request_id="r", started_wall=0.0, endpoint="chat", provider="up-1", upstream_model="m")
 
 
+FIRST = HEAD + b'{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+
+
 def decode(blocks: list[bytes], *, as_sent: bool = True) -> tuple[OpenAIStreamDecoder, list[StreamItem]]:
+    """The items of a stream's blocks after its first chunk (which is always decoded)."""
     dec = OpenAIStreamDecoder("up-1")
     if as_sent:
-        tail = OpenAIEncoder().passthrough(served())
+        tail = OpenAIEncoder().passthrough(served().provider)
         assert tail is not None
         dec.relay_as_sent(tail)
     out: list[StreamItem] = []
-    dec.feed_blocks(blocks, out)
-    return dec, out
+    dec.feed_blocks([FIRST, *blocks], out)
+    assert isinstance(out[0], dict)
+    return dec, out[1:]
 
 
 def relayed(item: StreamItem) -> dict[str, object]:
@@ -81,14 +86,29 @@ def test_a_malformed_chunk_is_an_upstream_error_after_what_came_before() -> None
     dec.relay_as_sent(b"}\n\n")
     out: list[StreamItem] = []
     with pytest.raises(PeriluneError, match="malformed"):
-        dec.feed_blocks([content("a"), bad, content("b")], out)
-    assert len(out) == 1 and isinstance(out[0], tuple)
+        dec.feed_blocks([FIRST, content("a"), bad, content("b")], out)
+    assert len(out) == 2 and isinstance(out[1], tuple)
 
 
 def test_invalid_utf8_is_not_sent_as_it_came() -> None:
     _, out = decode([HEAD + b'{"index":0,"delta":{"content":"x\xff"}}]}'])
     assert len(out) == 1 and isinstance(out[0], dict)  # decoded, with a replacement character
     assert relayed(out[0])["choices"] == [{"index": 0, "delta": {"content": "x\ufffd"}}]
+
+
+def test_the_first_chunk_is_decoded_for_the_usage_chunk_at_the_end() -> None:
+    enc = OpenAIEncoder(include_usage=True)
+    dec = OpenAIStreamDecoder("up-1")
+    tail = enc.passthrough("up-1")
+    assert tail is not None
+    dec.relay_as_sent(tail)
+    out: list[StreamItem] = []
+    dec.feed_blocks([content("a"), content("b")], out)
+    first = out[0]
+    assert isinstance(first, dict) and isinstance(out[1], tuple)
+    enc.item(first, served())
+    final = orjson.loads(enc.finish(served()).split(b"\n\n")[0][6:])
+    assert (final["id"], final["model"], final["created"], final["choices"]) == ("c1", "m", 1, [])
 
 
 def test_an_error_object_is_raised() -> None:

@@ -143,5 +143,5 @@ class OverChatEncoder:
     def headers(self, served: Any) -> dict[str, str]:
         return dict(self.inner.headers(served))
 
-    def passthrough(self, served: Any) -> bytes | None:
+    def passthrough(self, provider: str) -> bytes | None:
         return None  # every chunk is turned into a text_completion chunk

@@ -154,7 +154,7 @@ class ResponsesEncoder:
     def headers(self, served: Any) -> dict[str, str]:
         return {}
 
-    def passthrough(self, served: Any) -> bytes | None:
+    def passthrough(self, provider: str) -> bytes | None:
         return None  # every chunk becomes Responses events
 
     # ---- streamed --------------------------------------------------------------------------------

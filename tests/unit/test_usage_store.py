@@ -281,3 +281,20 @@ def test_migration_backfills_existing_records(tmp_path: Path) -> None:
 def test_unknown_columns_are_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="unknown columns"):
         insert_batch(db, [row(1, time.time(), bogus=1)])
+
+
+def test_the_sample_index_holds_an_eighth_and_a_medium_range_is_sampled_from_it(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    q = ("SELECT sql FROM sqlite_master WHERE name = 'ix_usage_sample'" if db.is_sqlite
+         else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_usage_sample'")
+    with db.engine.connect() as conn:
+        sql = conn.execute(sa.text(q)).scalar_one()
+    assert "sample < 128" in sql  # a random-keyed index of every record cost the writer half its time
+    monkeypatch.setattr(agg, "SAMPLE_ROWS", 400)
+    monkeypatch.setattr(agg, "MAX_SCAN", 1600)
+    lat = [float(v) for v in range(1, 2001)]
+    insert_batch(db, [row(i, T0 + i * 10, latency_ms=lat[i]) for i in range(2000)])
+    res = agg.aggregate(db, UsageFilter())  # 2,000 records want keys below 205: the index has those below 128
+    assert res.percentile_method == "sample" and res.percentile_rows == round(2000 * 128 / 1024)
+    assert res.rows[0].requests == 2000  # the sums stay exact (rollups)
+    assert res.rows[0].latency_p[0.5] == pytest.approx(statistics.median(lat), rel=0.15)

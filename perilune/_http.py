@@ -178,7 +178,7 @@ class Response:
                 return b""
             if self._error is not None:
                 raise self._error
-            self._waiter = waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter = self._conn.loop.create_future()  # (asyncio.get_running_loop() costs a getpid)
             await waiter
 
     async def body(self) -> bytes:

@@ -82,7 +82,7 @@ class _Chunk(msgspec.Struct):
 
 
 _CHUNK = msgspec.json.Decoder(_Chunk)
-_NULL_USAGE = b',"usage":null}'  # 14 bytes
+_NULL_USAGE = b',"usage":null'
 
 
 def _text(chunk: _Chunk) -> str | None:
@@ -138,8 +138,12 @@ class OpenAIStreamDecoder(EventDecoder):
                     if chunk.usage is unset:
                         out.append((block[:-1] + tail, text))
                         continue
-                    if block.endswith(_NULL_USAGE):  # "usage": null, as OpenAI sends before the last chunk
-                        out.append((block[:-14] + tail, text))
+                    # "usage": null, as OpenAI sends it before the last chunk (then "obfuscation"), is cut
+                    # when it is the only one: a quote after a comma is never inside a string, and a
+                    # top-level key that is not the first one follows a comma
+                    at = block.find(_NULL_USAGE)
+                    if at > 0 and block.find(_NULL_USAGE, at + 1) < 0 and not block.startswith(b'data: {"usage"'):
+                        out.append((block[:at] + block[at + len(_NULL_USAGE):-1] + tail, text))
                         continue
             n = len(out)
             super().feed_blocks([block], out)

@@ -62,7 +62,8 @@ def test_a_plain_chunk_goes_as_sent_and_reads_as_the_decoded_one() -> None:
     content("x")[:-1] + b',"provider":"elsewhere"}',  # its own provider field: ours replaces it
     HEAD + b'{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}',  # tool calls
     HEAD + b'{"index":0,"delta":{"content":["not","text"]}}]}',  # a shape the check does not know
-    content("x", usage=b',"usage":null,"obfuscation":"ab"'),  # null usage not at the end
+    HEAD[:7] + b'"usage":null,' + HEAD[7:] + b'{"index":0,"delta":{"content":"x"}}]}',  # null usage first
+    HEAD + b'{"index":0,"delta":{"content":"x"},"usage":null}],"usage":null}',  # a nested one too
     content("x") + b" ",  # not ending with the object
 ])
 def test_what_needs_a_look_is_decoded(block: bytes) -> None:
@@ -70,6 +71,14 @@ def test_what_needs_a_look_is_decoded(block: bytes) -> None:
     assert len(out) == 1 and isinstance(out[0], dict)
     got = relayed(out[0])
     assert got["provider"] == "up-1" and "usage" not in got
+
+
+def test_null_usage_before_obfuscation_is_cut_as_sent() -> None:
+    block = content("x", usage=b',"usage":null,"obfuscation":"abc"')  # OpenAI's order
+    _, raw = decode([block])
+    _, decoded = decode([block], as_sent=False)
+    assert isinstance(raw[0], tuple) and b'"usage"' not in raw[0][0]
+    assert relayed(raw[0]) == relayed(decoded[0]) and relayed(raw[0])["obfuscation"] == "abc"
 
 
 def test_usage_and_done_are_read() -> None:

@@ -24,16 +24,13 @@ class SSEDecoder:
         """The complete event blocks (the bytes between blank lines, line ends made LF) that ``chunk``
         completes; what follows the last blank line waits for the next chunk."""
         buf = self._buf + chunk if self._buf else chunk
+        held = b""
         if b"\r" in buf:
-            held = b""
             if buf.endswith(b"\r"):  # its LF may be in the next chunk: one line end, not two
                 buf, held = buf[:-1], b"\r"
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            parts = buf.split(b"\n\n")
-            self._buf = parts.pop() + held
-            return parts
+            buf = _lf(buf)
         parts = buf.split(b"\n\n")
-        self._buf = parts.pop()
+        self._buf = parts.pop() + held
         return parts
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -41,9 +38,14 @@ class SSEDecoder:
 
     def flush(self) -> list[SSEEvent]:
         """At end of stream: an unterminated final event still counts."""
-        rest, self._buf = self._buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n"), b""
+        rest, self._buf = _lf(self._buf).strip(b"\n"), b""
         ev = parse_block(rest) if rest else None
         return [ev] if ev is not None else []
+
+
+def _lf(buf: bytes) -> bytes:
+    """CR LF and lone CR line ends made LF."""
+    return buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def parse_block(block: bytes) -> SSEEvent | None:

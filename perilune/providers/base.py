@@ -124,7 +124,7 @@ class StreamDecoder(Protocol):
         ...
 
     def relay_as_sent(self, tail: bytes) -> bool:
-        """From now on, hand over the chunks that need no change as :class:`RawChunk` (their closing
+        """From now on, hand over the chunks that need no change as :data:`RawChunk` (their closing
         ``}`` replaced by ``tail``), when this decoder can; says whether it will."""
         ...
 

@@ -87,14 +87,8 @@ _NULL_USAGE = b',"usage":null'
 
 def _text(chunk: _Chunk) -> str | None:
     """The generated text of a chunk relayed as sent; None when it needs the decoded path (tool calls)."""
-    choices = chunk.choices
-    if len(choices) == 1:  # the usual chunk
-        d = choices[0].delta
-        if d is None:
-            return choices[0].text or ""
-        return (d.content or "") if d.tool_calls is msgspec.UNSET else None
     parts = []
-    for c in choices:
+    for c in chunk.choices:
         d = c.delta
         if d is None:
             parts.append(c.text or "")

@@ -39,6 +39,7 @@ from perilune.store.tables import SAMPLE_INDEX_WHERE, SAMPLE_INDEXED, usage_reco
 from perilune.store.usage import QueryError, UsageFilter, conditions
 
 HOUR_S, DAY_S = 3600.0, 86400.0
+IN_SAMPLE_INDEX = sa.text(f"usage_records.{SAMPLE_INDEX_WHERE}")  # the partial index's condition, word for word
 GROUPS = ("app", "model", "provider", "key", "account", "hour", "day")
 TIME_GROUPS = ("hour", "day")
 PERCENTILES = (0.5, 0.95, 0.99)
@@ -273,8 +274,7 @@ def _percentiles_pg(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ...], 
     q = sa.select(*g, sa.func.percentile_cont(ps).within_group(t.c.latency_ms),
                   sa.func.percentile_cont(ps).within_group(t.c.ttft_ms)).where(*conditions(f))
     if plan.sampled:  # literal bounds: the planner proves that the partial sample index holds them
-        q = q.where(t.c.sample < sa.literal_column(str(plan.threshold)),
-                    sa.text(f"usage_records.{SAMPLE_INDEX_WHERE}"))
+        q = q.where(t.c.sample < sa.literal_column(str(plan.threshold)), IN_SAMPLE_INDEX)
     if g:
         q = q.group_by(*g)
     lat, ttft = {}, {}
@@ -298,7 +298,7 @@ def _percentiles_sqlite(conn: sa.Connection, f: UsageFilter, dims: tuple[str, ..
     if plan.use_index:  # "sample IN (0..k)" lets SQLite seek each key, then the account, then the time;
         # the partial index's own condition, word for word, lets SQLite use it
         q = q.where(sa.text(f"usage_records.sample IN ({','.join(map(str, range(plan.threshold)))})"),
-                    sa.text(f"usage_records.{SAMPLE_INDEX_WHERE}"))
+                    IN_SAMPLE_INDEX)
     values: dict[tuple[Any, ...], tuple[list[float], list[float]]] = {}
     n = len(g)
     for row in _fetch(conn, q, "ix_usage_sample" if plan.use_index else _errors_index(f)):

@@ -42,10 +42,7 @@ def main() -> None:
     ap.add_argument("--pin", action="store_true")
     ap.add_argument("--port", type=int, default=19760)
     a = ap.parse_args()
-    args = argparse.Namespace(pin=a.pin, gateway_cpus="1", load_cpus="0", upstream_port=a.port + 1, port=a.port,
-                              workers=1, database_url=None, redis_url=None, gateway_cmd=None, set=a.set, code=a.code,
-                              chunks=20, chunk_delay_ms=0.0)
-    b = Bench(args)
+    b = Bench.single(a.port, pin=a.pin, settings=a.set, code=a.code)
     try:
         b.start_upstream()
         b.start_gateway()

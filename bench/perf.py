@@ -107,6 +107,15 @@ class Bench:
         self.gw: Proc | None = None
         self.py = sys.executable
 
+    @classmethod
+    def single(cls, port: int, *, pin: bool, settings: list[str] | None = None, code: str = "",
+               module: str | None = None) -> Bench:
+        """One gateway worker on SQLite (core 1 when pinned) and the fake upstream on ``port + 1`` (core 0):
+        the set-up of the one-scenario tools (bench.idle, bench.tail, bench.rss)."""
+        return cls(argparse.Namespace(pin=pin, gateway_cpus="1", load_cpus="0", upstream_port=port + 1, port=port,
+                                      workers=1, database_url=None, redis_url=None, gateway_cmd=None,
+                                      set=settings or [], code=code, module=module, chunks=20, chunk_delay_ms=0.0))
+
     def pinned(self, cpus: str, cmd: list[str]) -> list[str]:
         return ["taskset", "-c", cpus, *cmd] if self.args.pin else cmd
 

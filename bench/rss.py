@@ -28,10 +28,7 @@ def main() -> None:
     a = ap.parse_args()
     trace_dir = Path(tempfile.mkdtemp(prefix="perilune-trace-"))
     os.environ["BENCH_TRACE_DIR"], os.environ["BENCH_TRACE_FRAMES"] = str(trace_dir), str(a.frames)
-    args = argparse.Namespace(pin=a.pin, gateway_cpus="1", load_cpus="0", upstream_port=a.port + 1, port=a.port,
-                              workers=1, database_url=None, redis_url=None, gateway_cmd=None, set=[], code="",
-                              module="bench.traced", chunks=20, chunk_delay_ms=0.0)
-    b = Bench(args)
+    b = Bench.single(a.port, pin=a.pin, module="bench.traced")
     try:
         b.start_upstream()
         b.start_gateway()

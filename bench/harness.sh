@@ -24,7 +24,7 @@ while [[ "${1:-}" == "--out" || "${1:-}" == "--stack" ]]; do
 done
 [[ -x "$HARNESS/run_gateway_bench.sh" ]] || { echo "no harness at $HARNESS (set HARNESS)" >&2; exit 2; }
 UPSTREAM=http://127.0.0.1:18000
-wait_up() { for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && return; sleep 0.1; done; }
+HOME_DIR="$(mktemp -d /tmp/perilune-harness-XXXX)"
 if [[ -n "$STACK" ]]; then
   case "$STACK" in
     aiohttp) CMD=("$PY" -m bench.stacks.aiohttp_lean --port "$PORT" --upstream "$UPSTREAM") ;;
@@ -33,17 +33,9 @@ if [[ -n "$STACK" ]]; then
                   --workers 1 --runtime-threads 1 --port "$PORT" bench.stacks.granian_rsgi:app) ;;
     *) echo "unknown stack $STACK (aiohttp, uvicorn, granian)" >&2; exit 2 ;;
   esac
-  taskset -c 1 "${CMD[@]}" > "/tmp/perilune-stack-$STACK.log" 2>&1 &
-  GW=$!
-  trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null' EXIT
-  wait_up
-  BENCH_PYTHON="$PY" "$HARNESS/run_gateway_bench.sh" --gateway-url "http://127.0.0.1:$PORT" --api-key none \
-      --model bench-model --gateway-pid "$GW" --label "bare-$STACK" --out-dir "$OUT" "$@"
-  cat "$OUT/report.md"
-  exit 0
-fi
-HOME_DIR="$(mktemp -d /tmp/perilune-harness-XXXX)"
-cat > "$HOME_DIR/bench.toml" <<TOML
+  KEY=none LABEL="bare-$STACK"
+else
+  cat > "$HOME_DIR/bench.toml" <<TOML
 simulator = "never"
 log_level = "warning"
 [[providers]]
@@ -55,15 +47,17 @@ providers = ["up"]
 kind = "chat"
 price = { input = "0.15", output = "0.60" }
 TOML
-export PERILUNE_ADMIN_KEY=bench-admin
-where=(--home "$HOME_DIR" --config "$HOME_DIR/bench.toml")
-KEY="$($PY -m perilune keys create "${where[@]}" | tail -1)"
-ACCOUNT="$($PY -m perilune accounts list "${where[@]}" | awk 'NR==1{print $1}')"
-$PY -m perilune accounts topup "$ACCOUNT" 1000000 "${where[@]}" >/dev/null
-taskset -c 1 $PY -m perilune serve "${where[@]}" --port "$PORT" > "$HOME_DIR/gateway.log" 2>&1 &
+  export PERILUNE_ADMIN_KEY=bench-admin
+  where=(--home "$HOME_DIR" --config "$HOME_DIR/bench.toml")
+  KEY="$($PY -m perilune keys create "${where[@]}" | tail -1)"
+  ACCOUNT="$($PY -m perilune accounts list "${where[@]}" | awk 'NR==1{print $1}')"
+  $PY -m perilune accounts topup "$ACCOUNT" 1000000 "${where[@]}" >/dev/null
+  CMD=($PY -m perilune serve "${where[@]}" --port "$PORT") LABEL=perilune
+fi
+taskset -c 1 "${CMD[@]}" > "$HOME_DIR/gateway.log" 2>&1 &
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null; rm -rf "$HOME_DIR"' EXIT
-wait_up
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 BENCH_PYTHON="$PY" "$HARNESS/run_gateway_bench.sh" --gateway-url "http://127.0.0.1:$PORT" --api-key "$KEY" \
-    --model bench-model --gateway-pid "$GW" --label perilune --out-dir "$OUT" "$@"
+    --model bench-model --gateway-pid "$GW" --label "$LABEL" --out-dir "$OUT" "$@"
 cat "$OUT/report.md"

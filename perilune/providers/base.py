@@ -123,9 +123,9 @@ class StreamDecoder(Protocol):
         the stream; an error is raised after the items before it were added."""
         ...
 
-    def relay_as_sent(self, tail: bytes) -> bool:
+    def relay_as_sent(self, tail: bytes) -> None:
         """From now on, hand over the chunks that need no change as :data:`RawChunk` (their closing
-        ``}`` replaced by ``tail``), when this decoder can; says whether it will."""
+        ``}`` replaced by ``tail``), when this decoder can; one that cannot ignores it."""
         ...
 
     def interim_usage(self, output_tokens: int) -> Usage | None:
@@ -152,8 +152,8 @@ class EventDecoder:
                 if self.done:
                     return
 
-    def relay_as_sent(self, tail: bytes) -> bool:
-        return False
+    def relay_as_sent(self, tail: bytes) -> None:
+        return None  # every item is decoded
 
 
 class Adapter(Protocol):

@@ -110,9 +110,8 @@ class OpenAIStreamDecoder(EventDecoder):
         self._wanted: bytes | None = None  # relay as sent, with this tail ...
         self._tail: bytes | None = None  # ... once a first chunk was decoded
 
-    def relay_as_sent(self, tail: bytes) -> bool:
+    def relay_as_sent(self, tail: bytes) -> None:
         self._wanted = tail
-        return True
 
     def feed_blocks(self, blocks: list[bytes], out: list[StreamItem]) -> None:
         """Chunks relayed as sent (:data:`RawChunk`) when they can be (one line ``data: {...}``, valid JSON,
